@@ -1,0 +1,3 @@
+from tabserve.cli import main
+
+main()
