@@ -24,6 +24,7 @@ class Settings(BaseSettings):
     registry_url: SecretStr | None = None  # postgresql://... keeps index and files in Postgres
     db_password: SecretStr | None = None
     db_password_file: Path | None = None
+    allow_version_mismatch: bool = False  # load artifacts trained with another scikit-learn
 
     # server
     host: str = "127.0.0.1"
