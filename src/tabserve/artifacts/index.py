@@ -9,6 +9,7 @@ Tables (created by `migrations/versions/`):
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -84,6 +85,10 @@ def sqlite_engine(path: Path) -> Engine:
     return engine
 
 
+# Alembic's `context` and `op` are module-level proxies: one migration per process at a time.
+_MIGRATING = threading.Lock()
+
+
 def migrate(engine: Engine) -> None:
     """Create or upgrade the index schema to the newest Alembic revision."""
     from alembic import command
@@ -91,7 +96,7 @@ def migrate(engine: Engine) -> None:
 
     config = Config()
     config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
-    with engine.connect() as conn:
+    with _MIGRATING, engine.connect() as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
         conn.commit()
