@@ -1,0 +1,1 @@
+"""Monitoring: the prediction log (worker buffer -> spool -> shipper -> sink), drift, feedback, reports."""

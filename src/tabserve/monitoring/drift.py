@@ -1,0 +1,139 @@
+"""Feature drift: PSI of live rows against the training histogram, and a KS test for the report.
+
+The training histogram in the manifest (`Feature.histogram`) holds quantile edges and counts.
+Live values are binned with the same rule as `numpy.histogram` (half-open bins, the last one
+closed); values outside the training range fall into the end bins, NaN (missing) is skipped.
+PSI = sum((live% - train%) * ln(live% / train%)); 0.1 is moderate drift, 0.2 significant.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import numpy as np
+
+from tabserve.types import Feature, Histogram, Manifest
+
+PSI_THRESHOLD = 0.2
+WINDOW_ROWS = 10_000
+_EPS = 1e-4  # floor for empty bins, so ln() stays finite
+
+
+def bin_counts(values: np.ndarray, hist: Histogram) -> np.ndarray:
+    """Counts of `values` in the histogram's bins (NaN skipped, outliers in the end bins)."""
+    edges = np.asarray(hist.edges, dtype=np.float64)
+    v = values[~np.isnan(values)]
+    k = len(edges) - 1
+    idx = np.clip(np.searchsorted(edges, v, side="right") - 1, 0, k - 1)
+    counts: np.ndarray = np.bincount(idx, minlength=k).astype(np.float64)
+    return counts
+
+
+def psi(expected: np.ndarray | list[int], actual: np.ndarray) -> float:
+    """Population stability index of `actual` counts against `expected` counts (same bins)."""
+    e = np.asarray(expected, dtype=np.float64)
+    a = np.asarray(actual, dtype=np.float64)
+    if e.sum() <= 0 or a.sum() <= 0:
+        return 0.0
+    pe = np.maximum(e / e.sum(), _EPS)
+    pa = np.maximum(a / a.sum(), _EPS)
+    return float(np.sum((pa - pe) * np.log(pa / pe)))
+
+
+def training_cdf(hist: Histogram) -> Any:
+    """The training CDF, piecewise linear through the histogram's edges."""
+    edges = np.asarray(hist.edges, dtype=np.float64)
+    counts = np.asarray(hist.counts, dtype=np.float64)
+    cum = np.concatenate([[0.0], np.cumsum(counts)]) / max(counts.sum(), 1.0)
+
+    def cdf(x: np.ndarray) -> np.ndarray:
+        out: np.ndarray = np.interp(x, edges, cum, left=0.0, right=1.0)
+        return out
+
+    return cdf
+
+
+def ks_test(values: np.ndarray, hist: Histogram) -> tuple[float, float]:
+    """Kolmogorov-Smirnov statistic and p-value of live values against the training CDF."""
+    from scipy import stats
+
+    v = values[~np.isnan(values)]
+    if len(v) == 0:
+        return 0.0, 1.0
+    result = stats.kstest(v, training_cdf(hist))
+    return float(result.statistic), float(result.pvalue)
+
+
+def feature_psi(values: np.ndarray, feature: Feature) -> float | None:
+    """PSI of live values of one feature, or None when it has no training histogram."""
+    if feature.histogram is None:
+        return None
+    return psi(feature.histogram.counts, bin_counts(values, feature.histogram))
+
+
+class _ModelWindow:
+    """Bin counts of the most recent rows of one model version, per numeric feature."""
+
+    def __init__(self, manifest: Manifest, window_rows: int) -> None:
+        self.manifest = manifest
+        self.window_rows = window_rows
+        self.index = [
+            i
+            for i, f in enumerate(manifest.features)
+            if f.kind == "number" and f.histogram is not None and len(f.histogram.edges) > 1
+        ]
+        self.hists: list[Histogram] = [
+            h for i in self.index if (h := manifest.features[i].histogram) is not None
+        ]
+        self.chunks: deque[tuple[int, list[np.ndarray]]] = deque()
+        self.totals = [np.zeros(len(h.edges) - 1) for h in self.hists]
+        self.rows = 0
+
+    def add(self, rows: list[list[Any]]) -> None:
+        if not rows or not self.index:
+            return
+        matrix = np.array([[r[i] for i in self.index] for r in rows], dtype=np.float64)
+        counts = []
+        for j, hist in enumerate(self.hists):
+            c = bin_counts(matrix[:, j], hist)
+            counts.append(c)
+            self.totals[j] += c
+        self.chunks.append((len(rows), counts))
+        self.rows += len(rows)
+        # Drop whole old chunks while the rest still fills the window.
+        while self.chunks and self.rows - self.chunks[0][0] >= self.window_rows:
+            n, old = self.chunks.popleft()
+            self.rows -= n
+            for j, c in enumerate(old):
+                self.totals[j] -= c
+
+    def psi(self) -> list[tuple[str, float]]:
+        out = []
+        for j, i in enumerate(self.index):
+            hist = self.hists[j]
+            out.append((self.manifest.features[i].name, psi(hist.counts, self.totals[j])))
+        return out
+
+
+class DriftTracker:
+    """PSI per model and feature over a sliding window of live rows (used by the shipper)."""
+
+    def __init__(self, window_rows: int = WINDOW_ROWS) -> None:
+        self.window_rows = window_rows
+        self._models: dict[str, _ModelWindow] = {}
+        self.changed: set[str] = set()
+
+    def add(self, manifest: Manifest, rows: list[list[Any]]) -> None:
+        """Add live input rows (lists of values in manifest feature order)."""
+        w = self._models.get(manifest.name)
+        if w is None or w.manifest.version != manifest.version:
+            # A new version has its own training histogram: start its window afresh.
+            w = self._models[manifest.name] = _ModelWindow(manifest, self.window_rows)
+        w.add(rows)
+        self.changed.add(manifest.name)
+
+    def psi(self, model: str) -> list[tuple[str, float]]:
+        """(feature, PSI) for a model's current window; empty when nothing was seen."""
+        w = self._models.get(model)
+        return w.psi() if w is not None else []

@@ -1,0 +1,379 @@
+"""Where the prediction log lands: SQLite in TABSERVE_HOME (default) or PostgreSQL.
+
+Both sinks create their tables on open and insert idempotently on (request_id, row, role), so a
+segment shipped twice never duplicates a row. psycopg and sqlite3 errors become DatabaseError
+here, at this one boundary. Variants live in the plain dict SINKS.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NamedTuple, Protocol
+
+import msgspec
+
+from tabserve.errors import DatabaseError, UsageError
+from tabserve.monitoring.records import LogRow
+from tabserve.settings import Settings
+
+SCHEMA_VERSION = 1
+COLUMNS = (
+    "request_id",
+    "row",
+    "client_request_id",
+    "ts",
+    "model",
+    "version",
+    "role",
+    "input",
+    "output",
+    "latency_ms",
+)
+
+
+class StoredRow(NamedTuple):
+    """A logged prediction read back, with its true label when feedback arrived."""
+
+    request_id: str
+    row: int
+    ts: float
+    version: int
+    role: str
+    input: Any  # {feature: value}, or {"sha256": digest}
+    output: dict[str, Any]  # {"label": ..., "proba": [...]}
+    label: Any  # the true label from feedback, or None
+
+
+class Sink(Protocol):
+    """A prediction-log store."""
+
+    def open(self) -> None: ...
+
+    def write(self, rows: Sequence[LogRow]) -> int: ...
+
+    def prune(self, before: float) -> int: ...
+
+    def fetch(self, model: str, since: float, role: str = "live") -> list[StoredRow]: ...
+
+    def add_feedback(self, model: str, items: Sequence[tuple[str, int, Any]]) -> int: ...
+
+    def close(self) -> None: ...
+
+
+def _describe(url: str) -> str:
+    """A URL fit for messages: the password never appears."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        return f"{scheme}://{creds.split(':', 1)[0]}@{host}"
+    return url
+
+
+class SqliteSink:
+    """The embedded default: one SQLite file (WAL) in TABSERVE_HOME."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._conn: sqlite3.Connection | None = None
+
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self._conn = self._connect()
+        return self._conn
+
+    def open(self) -> None:
+        """Connect and create the tables."""
+        if self._conn is None:
+            self._conn = self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.executescript(
+                """
+                CREATE TABLE IF NOT EXISTS prediction_log (
+                    request_id TEXT NOT NULL, row INTEGER NOT NULL, client_request_id TEXT,
+                    ts REAL NOT NULL, model TEXT NOT NULL, version INTEGER NOT NULL,
+                    role TEXT NOT NULL, input TEXT NOT NULL, output TEXT NOT NULL,
+                    latency_ms REAL NOT NULL, PRIMARY KEY (request_id, row, role));
+                CREATE INDEX IF NOT EXISTS prediction_log_model_ts ON prediction_log (model, ts);
+                CREATE TABLE IF NOT EXISTS prediction_feedback (
+                    request_id TEXT NOT NULL, row INTEGER NOT NULL, model TEXT NOT NULL,
+                    label TEXT NOT NULL, received_at REAL NOT NULL,
+                    PRIMARY KEY (request_id, row));
+                CREATE TABLE IF NOT EXISTS prediction_log_schema (version INTEGER NOT NULL);
+                """
+            )
+            if conn.execute("SELECT count(*) FROM prediction_log_schema").fetchone()[0] == 0:
+                conn.execute("INSERT INTO prediction_log_schema VALUES (?)", (SCHEMA_VERSION,))
+        except (sqlite3.Error, OSError) as error:
+            raise DatabaseError(
+                f"cannot open the prediction log {self.path}: {error}; check the folder is writable"
+            ) from error
+        return conn
+
+    def write(self, rows: Sequence[LogRow]) -> int:
+        """Insert rows in one transaction; rows already there are skipped."""
+        db = self._db()
+        try:
+            before = db.total_changes
+            db.execute("BEGIN IMMEDIATE")
+            db.executemany(
+                "INSERT INTO prediction_log VALUES (?,?,?,?,?,?,?,?,?,?) "
+                "ON CONFLICT (request_id, row, role) DO NOTHING",
+                rows,
+            )
+            db.execute("COMMIT")
+            return db.total_changes - before
+        except sqlite3.Error as error:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            raise DatabaseError(f"cannot write the prediction log {self.path}: {error}") from error
+
+    def prune(self, before: float) -> int:
+        """Delete rows older than `before` (unix time)."""
+        try:
+            cur = self._db().execute("DELETE FROM prediction_log WHERE ts < ?", (before,))
+            self._db().execute("DELETE FROM prediction_feedback WHERE received_at < ?", (before,))
+            return cur.rowcount
+        except sqlite3.Error as error:
+            raise DatabaseError(f"cannot prune the prediction log: {error}") from error
+
+    def fetch(self, model: str, since: float, role: str = "live") -> list[StoredRow]:
+        """Rows of a model since `since`, oldest first, with feedback labels."""
+        decode = msgspec.json.decode
+        try:
+            cur = self._db().execute(
+                "SELECT p.request_id, p.row, p.ts, p.version, p.role, p.input, p.output, f.label "
+                "FROM prediction_log p LEFT JOIN prediction_feedback f "
+                "ON f.request_id = p.request_id AND f.row = p.row "
+                "WHERE p.model = ? AND p.ts >= ? AND p.role = ? ORDER BY p.ts",
+                (model, since, role),
+            )
+            return [
+                StoredRow(
+                    r[0],
+                    r[1],
+                    r[2],
+                    r[3],
+                    r[4],
+                    decode(r[5]),
+                    decode(r[6]),
+                    None if r[7] is None else decode(r[7]),
+                )
+                for r in cur
+            ]
+        except sqlite3.Error as error:
+            raise DatabaseError(f"cannot read the prediction log: {error}") from error
+
+    def add_feedback(self, model: str, items: Sequence[tuple[str, int, Any]]) -> int:
+        """Attach true labels by (request_id, row); a later label replaces an earlier one."""
+        now = datetime.now(UTC).timestamp()
+        enc = msgspec.json.encode
+        try:
+            db = self._db()
+            db.execute("BEGIN IMMEDIATE")
+            db.executemany(
+                "INSERT INTO prediction_feedback VALUES (?,?,?,?,?) ON CONFLICT (request_id, row) "
+                "DO UPDATE SET label = excluded.label, received_at = excluded.received_at",
+                [(rid, row, model, enc(label).decode(), now) for rid, row, label in items],
+            )
+            db.execute("COMMIT")
+            return len(items)
+        except sqlite3.Error as error:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            raise DatabaseError(f"cannot store feedback: {error}") from error
+
+    def close(self) -> None:
+        """Close the connection."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+_PG_DDL = """
+CREATE TABLE IF NOT EXISTS prediction_log (
+    request_id text NOT NULL, "row" integer NOT NULL, client_request_id text,
+    ts timestamptz NOT NULL, model text NOT NULL, version integer NOT NULL, role text NOT NULL,
+    input jsonb NOT NULL, output jsonb NOT NULL, latency_ms double precision NOT NULL,
+    PRIMARY KEY (request_id, "row", role));
+CREATE INDEX IF NOT EXISTS prediction_log_model_ts ON prediction_log (model, ts);
+CREATE TABLE IF NOT EXISTS prediction_feedback (
+    request_id text NOT NULL, "row" integer NOT NULL, model text NOT NULL, label jsonb NOT NULL,
+    received_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (request_id, "row"));
+CREATE TABLE IF NOT EXISTS prediction_log_schema (version integer NOT NULL);
+"""
+
+
+class PostgresSink:
+    """PostgreSQL (TABSERVE_PREDICTION_LOG_URL): COPY into a temp table, then one idempotent INSERT."""
+
+    def __init__(self, url: str, password: str | None = None, timeout_s: float = 10.0) -> None:
+        self.url = url
+        self.password = password
+        self.timeout_s = timeout_s
+        self._conn: Any = None
+
+    def _db(self) -> Any:
+        if self._conn is None or self._conn.closed:
+            self.open()
+        return self._conn
+
+    def open(self) -> None:
+        """Connect and create the tables (safe to run from several processes at once)."""
+        import psycopg
+
+        kwargs: dict[str, Any] = {"connect_timeout": max(1, int(self.timeout_s))}
+        if self.password is not None:
+            kwargs["password"] = self.password
+        # A blocked or slow database must not hold the shipper forever: it retries instead.
+        ms = int(self.timeout_s * 1000)
+        kwargs["options"] = f"-c statement_timeout={ms} -c lock_timeout={ms}"
+        try:
+            conn = psycopg.connect(self.url, autocommit=True, **kwargs)
+            with conn.transaction():
+                # Serialise table creation between shippers and the monitor command.
+                conn.execute("SELECT pg_advisory_xact_lock(727400501)")
+                conn.execute(_PG_DDL)
+                found = conn.execute("SELECT count(*) FROM prediction_log_schema").fetchone()
+                if found is None or found[0] == 0:
+                    conn.execute("INSERT INTO prediction_log_schema VALUES (%s)", (SCHEMA_VERSION,))
+            conn.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS prediction_log_in "
+                "(LIKE prediction_log INCLUDING DEFAULTS)"
+            )
+        except psycopg.Error as error:
+            raise DatabaseError(
+                f"cannot reach the prediction log database {_describe(self.url)}: "
+                f"{str(error).strip()}; check TABSERVE_PREDICTION_LOG_URL and that it is up"
+            ) from error
+        self._conn = conn
+
+    def _fail(self, what: str, error: Exception) -> DatabaseError:
+        with contextlib.suppress(Exception):
+            self._conn.close()
+        self._conn = None
+        return DatabaseError(f"{what} on {_describe(self.url)}: {str(error).strip()}")
+
+    def write(self, rows: Sequence[LogRow]) -> int:
+        """Insert rows in one transaction; rows already there are skipped."""
+        import psycopg
+
+        db = self._db()
+        cols = ", ".join(f'"{c}"' for c in COLUMNS)
+        try:
+            with db.transaction():
+                db.execute("TRUNCATE prediction_log_in")
+                with db.cursor().copy(f"COPY prediction_log_in ({cols}) FROM STDIN") as copy:
+                    for r in rows:
+                        copy.write_row(
+                            (
+                                r.request_id,
+                                r.row,
+                                r.client_request_id,
+                                datetime.fromtimestamp(r.ts, UTC),
+                                r.model,
+                                r.version,
+                                r.role,
+                                r.input,
+                                r.output,
+                                r.latency_ms,
+                            )
+                        )
+                cur = db.execute(
+                    f"INSERT INTO prediction_log ({cols}) SELECT {cols} FROM prediction_log_in "  # noqa: S608  (constant column list)
+                    'ON CONFLICT (request_id, "row", role) DO NOTHING'
+                )
+                return int(cur.rowcount)
+        except psycopg.Error as error:
+            raise self._fail("cannot write the prediction log", error) from error
+
+    def prune(self, before: float) -> int:
+        """Delete rows older than `before` (unix time)."""
+        import psycopg
+
+        cutoff = datetime.fromtimestamp(before, UTC)
+        try:
+            db = self._db()
+            cur = db.execute("DELETE FROM prediction_log WHERE ts < %s", (cutoff,))
+            db.execute("DELETE FROM prediction_feedback WHERE received_at < %s", (cutoff,))
+            return int(cur.rowcount)
+        except psycopg.Error as error:
+            raise self._fail("cannot prune the prediction log", error) from error
+
+    def fetch(self, model: str, since: float, role: str = "live") -> list[StoredRow]:
+        """Rows of a model since `since`, oldest first, with feedback labels."""
+        import psycopg
+
+        try:
+            cur = self._db().execute(
+                'SELECT p.request_id, p."row", extract(epoch from p.ts)::float8, p.version, '
+                "p.role, p.input, p.output, f.label FROM prediction_log p "
+                "LEFT JOIN prediction_feedback f "
+                'ON f.request_id = p.request_id AND f."row" = p."row" '
+                "WHERE p.model = %s AND p.ts >= %s AND p.role = %s ORDER BY p.ts",
+                (model, datetime.fromtimestamp(since, UTC), role),
+            )
+            return [StoredRow(*r) for r in cur]
+        except psycopg.Error as error:
+            raise self._fail("cannot read the prediction log", error) from error
+
+    def add_feedback(self, model: str, items: Sequence[tuple[str, int, Any]]) -> int:
+        """Attach true labels by (request_id, row); a later label replaces an earlier one."""
+        import psycopg
+        from psycopg.types.json import Jsonb
+
+        try:
+            db = self._db()
+            with db.transaction(), db.cursor() as cur:
+                cur.executemany(
+                    'INSERT INTO prediction_feedback (request_id, "row", model, label) '
+                    'VALUES (%s, %s, %s, %s) ON CONFLICT (request_id, "row") '
+                    "DO UPDATE SET label = excluded.label, received_at = now()",
+                    [(rid, row, model, Jsonb(label)) for rid, row, label in items],
+                )
+            return len(items)
+        except psycopg.Error as error:
+            raise self._fail("cannot store feedback", error) from error
+
+    def close(self) -> None:
+        """Close the connection."""
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            self._conn = None
+
+
+def _sqlite(url: str, settings: Settings) -> Sink:
+    path = url.removeprefix("sqlite:///") if url else ""
+    return SqliteSink(Path(path) if path else settings.home / "predictions.db")
+
+
+def _postgres(url: str, settings: Settings) -> Sink:
+    scheme, rest = url.split("://", 1)
+    # SQLAlchemy-style "postgresql+psycopg://" names a driver; libpq wants the plain scheme.
+    return PostgresSink(f"{scheme.split('+', 1)[0]}://{rest}", settings.database_password())
+
+
+SINKS = {"sqlite": _sqlite, "postgresql": _postgres, "postgres": _postgres}
+
+
+def sink_from_settings(settings: Settings) -> Sink:
+    """The sink TABSERVE_PREDICTION_LOG_URL names (default: SQLite in TABSERVE_HOME)."""
+    url = settings.prediction_log_url.get_secret_value() if settings.prediction_log_url else ""
+    scheme = url.split(":", 1)[0].split("+", 1)[0] if url else "sqlite"
+    factory = SINKS.get(scheme)
+    if factory is None:
+        raise UsageError(
+            f"TABSERVE_PREDICTION_LOG_URL scheme {scheme!r} is not supported: "
+            "use postgresql://... or leave it unset for SQLite in TABSERVE_HOME"
+        )
+    return factory(url, settings)
