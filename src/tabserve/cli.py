@@ -7,7 +7,8 @@ Heavy modules (scikit-learn, pandas, the server) are imported inside each comman
 from __future__ import annotations
 
 import sys
-from typing import NoReturn
+from pathlib import Path
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -21,7 +22,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Train, register, serve, monitor and deploy tabular scikit-learn models.",
 )
-models_app = typer.Typer(no_args_is_help=True, help="List, show, promote and delete registered models.")
+models_app = typer.Typer(
+    no_args_is_help=True, help="List, show, promote and delete registered models."
+)
 data_app = typer.Typer(no_args_is_help=True, help="Put example data where training can read it.")
 monitor_app = typer.Typer(help="Drift, live accuracy and feedback from the prediction log.")
 app.add_typer(models_app, name="models")
@@ -47,9 +50,198 @@ def settings() -> Settings:
 
 # --- import -------------------------------------------------------------------------------
 
+
+@app.command("import")
+def import_(
+    path: Annotated[
+        Path, typer.Argument(help="A .skops file, or a pickle/joblib file (with --trust-pickle).")
+    ],
+    name: Annotated[
+        str | None, typer.Option(help="Model name in the registry (default: the file's stem).")
+    ] = None,
+    features: Annotated[
+        str | None,
+        typer.Option(help="Names clients use, comma-separated, one per model column in order."),
+    ] = None,
+    sample: Annotated[
+        Path | None, typer.Option(help="A CSV of training-like rows for the feature statistics.")
+    ] = None,
+    target: Annotated[
+        str | None, typer.Option(help="The target column in --sample (not a feature).")
+    ] = None,
+    trust_pickle: Annotated[
+        bool,
+        typer.Option(
+            "--trust-pickle",
+            help="Load a pickle/joblib file: it runs any code it holds, so only for files you trust.",
+        ),
+    ] = False,
+    allow_version_mismatch: Annotated[
+        bool,
+        typer.Option(
+            "--allow-version-mismatch", help="Import a pickle saved by another scikit-learn."
+        ),
+    ] = False,
+) -> None:
+    """Turn a model you already have into a versioned, verified tabserve artifact."""
+    from tabserve.artifacts.importer import import_model
+
+    try:
+        conf = settings()
+        if allow_version_mismatch:
+            conf = conf.model_copy(update={"allow_version_mismatch": True})
+        names = [f.strip() for f in features.split(",")] if features else None
+        manifest = import_model(
+            path,
+            name=name or path.stem,
+            features=names,
+            sample=sample,
+            trust_pickle=trust_pickle,
+            target=target,
+            settings=conf,
+        )
+    except TabserveError as error:
+        fail(error)
+    runtime = manifest.runtime
+    why = f" ({runtime.reason})" if runtime.reason else ""
+    console.print(
+        f"imported [bold]{manifest.ref}[/]: {manifest.task}, {len(manifest.features)} features, runtime {runtime.kind}{why}"
+    )
+    console.print(f"serve it with: tabserve serve {manifest.name}")
+
+
 # --- predict ------------------------------------------------------------------------------
 
 # --- models -------------------------------------------------------------------------------
+
+
+def _metric_text(metrics: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.3f}" for k, v in list(metrics.items())[:3])
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """List every registered version with its aliases, task, runtime and metrics."""
+    from rich.table import Table
+
+    from tabserve.artifacts.registry import open_registry
+
+    try:
+        with open_registry(settings()) as registry:
+            records = registry.list()
+            where = registry.where
+    except TabserveError as error:
+        fail(error)
+    if not records:
+        console.print(
+            f"no models in {where}: train one with `tabserve train` or import one with `tabserve import`"
+        )
+        return
+    table = Table(
+        "name",
+        "version",
+        "aliases",
+        "task",
+        "runtime",
+        "created",
+        "metrics",
+        title=f"models in {where}",
+    )
+    for r in records:
+        table.add_row(
+            r.name,
+            str(r.version),
+            ", ".join(r.aliases),
+            r.task,
+            r.runtime,
+            r.created_at,
+            _metric_text(r.metrics),
+        )
+    console.print(table)
+
+
+@models_app.command("show")
+def models_show(ref: str = typer.Argument(..., help="NAME, NAME:VERSION or NAME@ALIAS")) -> None:
+    """Show one version's manifest: features, classes, metrics, and which runtime serves it and why."""
+    from rich.table import Table
+
+    from tabserve.artifacts.registry import open_registry
+
+    try:
+        with open_registry(settings()) as registry:
+            record = registry.resolve(ref)
+            manifest = registry.manifest(record.name, record.version)
+    except TabserveError as error:
+        fail(error)
+    runtime = manifest.runtime
+    lines = [
+        f"[bold]{manifest.ref}[/]" + "".join(f" @{a}" for a in record.aliases),
+        f"created   {manifest.created_at}",
+        f"task      {manifest.task} (target {manifest.target})",
+        f"estimator {manifest.estimator}",
+        f"source    {manifest.source}",
+        f"runtime   {runtime.kind} ({runtime.file})"
+        + (f": {runtime.reason}" if runtime.reason else ""),
+    ]
+    if runtime.parity:
+        lines.append("parity    " + ", ".join(f"{k} {v}" for k, v in runtime.parity.items()))
+    if manifest.classes is not None:
+        lines.append(f"classes   {', '.join(map(str, manifest.classes))}")
+    if record.metrics:
+        lines.append(f"metrics   {_metric_text(record.metrics)}")
+    versions = ", ".join(f"{k} {v}" for k, v in manifest.environment.items())
+    lines.append(f"trained with {versions}")
+    lines.append(f"files     {', '.join(sorted(manifest.files))}")
+    for line in lines:
+        console.print(line, highlight=False)
+    table = Table("feature", "model column", "kind", "nullable", "range / categories")
+    for f in manifest.features:
+        if f.kind == "category":
+            span = ", ".join((f.categories or [])[:8]) + (
+                " ..." if len(f.categories or []) > 8 else ""
+            )
+        elif f.min is not None and f.max is not None:
+            span = f"{f.min:g} .. {f.max:g}"
+        elif f.mean is not None:
+            span = f"mean {f.mean:g}, std {f.std or 0:g}"
+        else:
+            span = ""
+        table.add_row(f.name, f.column, f.kind, "yes" if f.nullable else "no", span)
+    console.print(table)
+
+
+@models_app.command("promote")
+def models_promote(
+    ref: str = typer.Argument(..., help="NAME:VERSION"),
+    alias: str = typer.Argument(..., help="e.g. production"),
+) -> None:
+    """Point NAME@ALIAS at a version (servers polling the registry pick it up)."""
+    from tabserve.artifacts.refs import parse_version_ref
+    from tabserve.artifacts.registry import open_registry
+
+    try:
+        name, version = parse_version_ref(ref)
+        with open_registry(settings()) as registry:
+            registry.promote(name, version, alias)
+    except TabserveError as error:
+        fail(error)
+    console.print(f"{name}@{alias} -> {name}:{version}", highlight=False)
+
+
+@models_app.command("delete")
+def models_delete(ref: str = typer.Argument(..., help="NAME:VERSION")) -> None:
+    """Delete one version, its aliases and its files."""
+    from tabserve.artifacts.refs import parse_version_ref
+    from tabserve.artifacts.registry import open_registry
+
+    try:
+        name, version = parse_version_ref(ref)
+        with open_registry(settings()) as registry:
+            registry.delete(name, version)
+    except TabserveError as error:
+        fail(error)
+    console.print(f"deleted {name}:{version}", highlight=False)
+
 
 # --- data ---------------------------------------------------------------------------------
 
