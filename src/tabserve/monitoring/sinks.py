@@ -223,13 +223,15 @@ class PostgresSink:
         self._conn: Any = None
 
     def _db(self) -> Any:
-        if self._conn is None or self._conn.closed:
-            self.open()
+        self.open()
         return self._conn
 
     def open(self) -> None:
         """Connect and create the tables (safe to run from several processes at once)."""
         import psycopg
+
+        if self._conn is not None and not self._conn.closed:
+            return
 
         kwargs: dict[str, Any] = {"connect_timeout": max(1, int(self.timeout_s))}
         if self.password is not None:
@@ -237,6 +239,7 @@ class PostgresSink:
         # A blocked or slow database must not hold the shipper forever: it retries instead.
         ms = int(self.timeout_s * 1000)
         kwargs["options"] = f"-c statement_timeout={ms} -c lock_timeout={ms}"
+        conn = None
         try:
             conn = psycopg.connect(self.url, autocommit=True, **kwargs)
             with conn.transaction():
@@ -251,6 +254,8 @@ class PostgresSink:
                 "(LIKE prediction_log INCLUDING DEFAULTS)"
             )
         except psycopg.Error as error:
+            if conn is not None:
+                conn.close()
             raise DatabaseError(
                 f"cannot reach the prediction log database {_describe(self.url)}: "
                 f"{str(error).strip()}; check TABSERVE_PREDICTION_LOG_URL and that it is up"
