@@ -101,11 +101,12 @@ def infer_features(
     return features
 
 
-def fingerprint(X: pd.DataFrame, y: pd.Series) -> str:
+def fingerprint(X: pd.DataFrame, y: pd.Series | None = None) -> str:
     """sha256 over column names, dtypes and values: the same data gives the same fingerprint."""
     digest = hashlib.sha256()
     frame = X.copy()
-    frame[f"__target__{y.name}"] = y.to_numpy()
+    if y is not None:  # an imported model's sample may come without its target
+        frame[f"__target__{y.name}"] = y.to_numpy()
     for column in frame.columns:
         series = frame[column]
         digest.update(f"{column}\x1f{series.dtype}\x1e".encode())
