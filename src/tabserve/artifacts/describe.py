@@ -50,6 +50,11 @@ def _column_roles(model: Any, columns: list[str]) -> dict[str, dict[str, Any]]:
     return roles
 
 
+def imputed_columns(model: Any, columns: list[str]) -> set[str]:
+    """The columns the pipeline imputes, so a missing value is acceptable there."""
+    return {c for c, role in _column_roles(model, columns).items() if role.get("nullable")}
+
+
 def bare_features(model: Any, columns: list[str], names: list[str]) -> list[Feature]:
     """Features described from the pipeline alone: kind, categories, nullability, scaler stats."""
     from sklearn.preprocessing import StandardScaler

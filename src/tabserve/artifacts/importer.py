@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from tabserve.artifacts import store
-from tabserve.artifacts.describe import bare_features, check_rows
+from tabserve.artifacts.describe import bare_features, check_rows, imputed_columns
 from tabserve.artifacts.refs import check_name
 from tabserve.artifacts.registry import open_registry
 from tabserve.errors import (
@@ -72,12 +72,13 @@ def read_model(path: Path, *, trust_pickle: bool, allow_version_mismatch: bool =
 
 def task_of(model: Any) -> tuple[str, list[Any] | None]:
     """'classification' with the class labels, or 'regression'; anything else is refused."""
-    from sklearn.base import is_classifier, is_regressor
+    from sklearn.base import BaseEstimator, is_classifier, is_regressor
 
-    if is_classifier(model) and hasattr(model, "classes_"):
-        return "classification", np.asarray(model.classes_).tolist()
-    if is_regressor(model):
-        return "regression", None
+    if isinstance(model, BaseEstimator) and hasattr(model, "predict"):
+        if is_classifier(model) and hasattr(model, "classes_"):
+            return "classification", np.asarray(model.classes_).tolist()
+        if is_regressor(model):
+            return "regression", None
     raise UsageError(
         f"the file holds a {type(model).__module__}.{type(model).__name__}, not a fitted "
         "scikit-learn classifier or regressor"
@@ -178,17 +179,19 @@ def import_model(
     model = read_model(
         path, trust_pickle=trust_pickle, allow_version_mismatch=settings.allow_version_mismatch
     )
-    from tabserve.artifacts import convert
-    from tabserve.training import schema
-
     task, classes = task_of(model)
     raw = None if sample is None else read_csv(sample)
     columns = model_columns(model, features, raw)
     names = client_names(columns, features)
+    from tabserve.artifacts import convert
+    from tabserve.training import schema
+
     if sample is not None and raw is not None:
-        frame, _ = sample_rows(raw, columns, names, target, sample)
-        described: list[Feature] = schema.infer_features(frame, names)
-        fingerprint = schema.fingerprint(raw)
+        frame, y = sample_rows(raw, columns, names, target, sample)
+        described: list[Feature] = schema.infer_features(
+            frame, names, nullable=imputed_columns(model, columns)
+        )
+        fingerprint = schema.fingerprint(frame, y)
         X_check = frame
     else:
         described = bare_features(model, columns, names)
