@@ -1,0 +1,149 @@
+"""Throughput on one large request: a 10,000-row V2 infer call vs the in-process runtime.
+
+The same rows go to `POST /v2/models/iris/infer` (one FP64 tensor `input` [N, 4], the client's
+default outputs) and to `load_runtime(path, manifest).predict(rows)` in this process; both are
+timed over repeated calls (median), and the server's labels must equal the runtime's.
+"""
+
+from __future__ import annotations
+
+import http.client
+import importlib
+import json
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+N_ROWS = 10_000
+# Iris's feature ranges (sepal/petal length/width, cm): the rows stay inside training range.
+_LOW = np.array([4.3, 2.0, 1.0, 0.1])
+_HIGH = np.array([7.9, 4.4, 6.9, 2.5])
+
+
+class RowsError(RuntimeError):
+    """The large request failed or its answer was wrong."""
+
+
+@dataclass(frozen=True)
+class RowsResult:
+    """Rows per second of one way of predicting N rows."""
+
+    rows: int
+    calls: int
+    median_s: float
+
+    @property
+    def rows_per_s(self) -> float:
+        """Rows predicted per second (median call)."""
+        return self.rows / self.median_s if self.median_s > 0 else 0.0
+
+
+def make_rows(n: int = N_ROWS, seed: int = 0) -> np.ndarray:
+    """n float64 Iris-like rows, uniform within the training range, rounded to 0.1 cm."""
+    rng = np.random.default_rng(seed)
+    return np.round(rng.uniform(_LOW, _HIGH, size=(n, 4)), 1)
+
+
+def v2_body(rows: np.ndarray) -> bytes:
+    """The V2 infer request for `rows`: one FP64 tensor named `input`, data flat row-major."""
+    tensor = {
+        "name": "input",
+        "shape": list(rows.shape),
+        "datatype": "FP64",
+        "data": rows.ravel().tolist(),
+    }
+    return json.dumps({"inputs": [tensor]}).encode()
+
+
+def _repeat(call: Callable[[], Any], budget_s: float, min_calls: int = 3) -> tuple[int, float]:
+    """Call once to warm up, then repeatedly within `budget_s` (at least min_calls); median s."""
+    call()
+    times: list[float] = []
+    deadline = time.perf_counter() + budget_s
+    while len(times) < min_calls or (time.perf_counter() < deadline and len(times) < 200):
+        t0 = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - t0)
+    return len(times), statistics.median(times)
+
+
+def _labels_from_v2(payload: dict[str, Any]) -> list[Any]:
+    for output in payload.get("outputs", []):
+        if output.get("name") == "predict":
+            return list(output["data"])
+    raise RowsError(f"the V2 answer has no `predict` output: {str(payload)[:300]}")
+
+
+def bench_v2(
+    base_url: str, rows: np.ndarray, budget_s: float, model: str = "iris"
+) -> tuple[RowsResult, list[Any]]:
+    """Time the V2 infer request over one keep-alive connection; return the labels it gave."""
+    host, port = base_url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=60)
+    body = v2_body(rows)
+    path = f"/v2/models/{model}/infer"
+    last: dict[str, Any] = {}
+
+    def call() -> None:
+        conn.request("POST", path, body=body, headers={"Content-Type": "application/json"})
+        response = conn.getresponse()
+        data = response.read()
+        if response.status != 200:
+            raise RowsError(f"POST {path} answered {response.status}: {data[:300]!r}")
+        last["payload"] = json.loads(data)
+
+    try:
+        calls, median = _repeat(call, budget_s)
+    finally:
+        conn.close()
+    labels = _labels_from_v2(last["payload"])
+    if len(labels) != len(rows):
+        raise RowsError(f"POST {path} gave {len(labels)} labels for {len(rows)} rows")
+    return RowsResult(len(rows), calls, median), labels
+
+
+def find_artifact(home: Path, name: str = "iris") -> tuple[Path, Any]:
+    """The newest version folder of model `name` under TABSERVE_HOME, with its manifest."""
+    from tabserve.artifacts.store import decode_manifest
+
+    found: list[tuple[int, Path, Any]] = []
+    for path in home.rglob("manifest.json"):
+        manifest = decode_manifest(path.read_bytes(), where=str(path))
+        if manifest.name == name:
+            found.append((manifest.version, path.parent, manifest))
+    if not found:
+        raise RowsError(f"no artifact of model {name!r} under {home}")
+    _, folder, manifest = max(found, key=lambda item: item[0])
+    return folder, manifest
+
+
+def load_runtime(folder: Path, manifest: Any) -> Any:
+    """tabserve's own runtime loader, wherever the runtime module lives."""
+    for module in ("tabserve.runtime", "tabserve.serving.runtime"):
+        try:
+            loader = importlib.import_module(module).load_runtime
+        except (ImportError, AttributeError):
+            continue
+        return loader(folder, manifest)
+    raise RowsError(
+        "tabserve has no load_runtime yet (tabserve.runtime or tabserve.serving.runtime)"
+    )
+
+
+def bench_in_process(
+    runtime: Any, rows: np.ndarray, budget_s: float
+) -> tuple[RowsResult, list[Any]]:
+    """Time `runtime.predict(rows)` in this process; return its labels."""
+    calls, median = _repeat(lambda: runtime.predict(rows), budget_s)
+    labels = np.asarray(runtime.predict(rows).labels).tolist()
+    return RowsResult(len(rows), calls, median), labels
+
+
+def label_mismatches(server: list[Any], local: list[Any]) -> int:
+    """How many rows the server labelled differently from the in-process runtime."""
+    return sum(1 for a, b in zip(server, local, strict=True) if str(a) != str(b))

@@ -1,0 +1,108 @@
+"""The bench harness: reading wrk's output (real captures) and rendering the results table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from bench.load import EXPECTED_BODY, LoadResult, WrkError, parse_wrk_output, wrk_command
+from bench.report import CEILING, LECTURE, SYNC_LOG, TABSERVE, Point, Results, bars, render
+from bench.rows import RowsResult
+from bench.servers import Memory
+
+DATA = Path(__file__).resolve().parent.parent / "data" / "bench"
+
+
+def wrk_output(name: str) -> str:
+    return (DATA / name).read_text(encoding="utf-8")
+
+
+def test_parses_a_clean_run() -> None:
+    result = parse_wrk_output(wrk_output("wrk-ok.txt"), concurrency=16)
+    assert result.concurrency == 16
+    assert result.requests == 19884
+    assert result.duration_s == pytest.approx(1.009577)
+    assert result.rps == pytest.approx(19884 / 1.009577)
+    assert result.p50_ms == pytest.approx(0.692)
+    assert result.p99_ms == pytest.approx(61.279)
+    assert result.errors == 0
+
+
+def test_every_wrong_body_is_an_error() -> None:
+    result = parse_wrk_output(wrk_output("wrk-wrong-body.txt"), concurrency=4)
+    assert result.mismatches == result.requests == 19334
+    assert result.errors == 19334
+    assert result.first_bad == '200 {"prediction":"2"}\n'
+
+
+def test_non_2xx_counts_once() -> None:
+    result = parse_wrk_output(wrk_output("wrk-404.txt"), concurrency=2)
+    assert result.errors == result.requests == 1877
+    assert result.first_bad.startswith("404 <!DOCTYPE HTML>")
+
+
+def test_a_run_without_a_result_line_is_refused() -> None:
+    with pytest.raises(WrkError, match="Connection refused"):
+        parse_wrk_output(wrk_output("wrk-refused.txt"), concurrency=2)
+
+
+def test_wrk_command_checks_the_lecture_body_with_one_thread() -> None:
+    argv = wrk_command("http://127.0.0.1:1/", 64, 8)
+    assert argv[1:4] == ["-t1", "-c64", "-d8s"]
+    assert argv[-1] == EXPECTED_BODY == '{"prediction":"2"}\n'
+
+
+def point(server: str, c: int, rps: float, p50_ms: float, p99_ms: float, pss: float) -> Point:
+    load = LoadResult(c, round(rps * 10), 10.0, p50_ms, p99_ms, mismatches=0, socket_errors=0)
+    return Point(server, load, Memory(pss * 1.5, pss * 2, [pss, pss]))
+
+
+def results(**extra: object) -> Results:
+    r = Results(
+        date="2026-11-24 10:00 UTC",
+        machine={"cores": "2 (2 usable)", "CPU": "AMD EPYC"},
+        versions={"python": "3.11.2", "wrk": "debian/4.1.0-3+b2 [epoll]"},
+        duration_s=8,
+    )
+    for k, v in extra.items():
+        setattr(r, k, v)
+    return r
+
+
+def test_table_has_ratios_and_the_bar() -> None:
+    r = results(
+        points=[
+            point(LECTURE, 1, 650, 1.3, 4.0, 125),
+            point(LECTURE, 64, 1300, 50, 60, 125),
+            point(CEILING, 1, 14000, 0.06, 0.2, 24),
+            point(CEILING, 64, 50000, 1.2, 2.3, 24),
+            point(TABSERVE, 1, 5000, 0.2, 0.5, 80),
+            point(TABSERVE, 64, 26000, 2.4, 4.0, 80),
+            point(SYNC_LOG, 64, 13000, 4.8, 9.0, 80),
+        ],
+        cold_start_s={TABSERVE: 1.2, LECTURE: 2.6},
+        rows_server=RowsResult(10_000, 5, 0.01),
+        rows_local=RowsResult(10_000, 5, 0.004),
+        rows_label_mismatches=0,
+    )
+    text = render(r)
+    assert "| tabserve | 64 | 26,000 | 2.40 | 4.00 | 0 | 120 | 160 | 80, 80 | 20.0x | 52% |" in text
+    assert "| lecture | 64 | 1,300 | 50.00 | 60.00 | 0 |" in text
+    assert "50% below the default" in text
+    assert "| c=64 req/s vs the lecture stack | >= 15x | 20.0x | pass |" in text
+    assert "| 10,000-row V2 request vs the in-process runtime | >= 50% | 40% | FAIL |" in text
+    assert "| cold start to /v2/health/ready | <= 2 s | 1.20 s | pass |" in text
+    assert "- CPU: AMD EPYC" in text
+    assert "- wrk: debian/4.1.0-3+b2 [epoll]" in text
+    assert all(b.ok is not None for b in bars(r))
+
+
+def test_a_stack_that_did_not_run_is_not_measured_and_noted() -> None:
+    r = results(
+        points=[point(LECTURE, 64, 1300, 50, 60, 125)],
+        notes=["tabserve: ServerError: tabserve exited with 2 before it was ready"],
+    )
+    text = render(r)
+    assert "| c=64 req/s vs the lecture stack | >= 15x | n/a | not measured |" in text
+    assert "- tabserve: ServerError: tabserve exited with 2 before it was ready" in text
+    assert {b.ok for b in bars(r)} == {None}
