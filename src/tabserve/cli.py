@@ -249,6 +249,105 @@ def models_delete(ref: str = typer.Argument(..., help="NAME:VERSION")) -> None:
 
 # --- monitor ------------------------------------------------------------------------------
 
+
+class _MonitorGroup(typer.core.TyperGroup):
+    """`tabserve monitor NAME` means `tabserve monitor report NAME`; subcommands stay reachable."""
+
+    def resolve_command(self, ctx: typer.Context, args: list[str]):  # type: ignore[no-untyped-def,override]
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["report", *args]
+        return super().resolve_command(ctx, args)
+
+
+monitor_app.info.cls = _MonitorGroup
+monitor_app.info.no_args_is_help = True
+
+
+@monitor_app.command("report")
+def monitor_report(
+    name: Annotated[str, typer.Argument(help="model name")],
+    since: Annotated[str, typer.Option(help="window: 30m, 24h, 7d")] = "24h",
+    out: Annotated[
+        Path | None, typer.Option(help="HTML report path (default TABSERVE_HOME/reports/)")
+    ] = None,
+    psi_threshold: Annotated[
+        float, typer.Option(help="PSI above which a feature is flagged")
+    ] = 0.2,
+    ks_alpha: Annotated[
+        float, typer.Option(help="KS p-value below which a feature is flagged")
+    ] = 0.001,
+) -> None:
+    """Drift (PSI, KS), class distribution, out-of-range rates and live accuracy; writes HTML."""
+    from rich.table import Table
+
+    from tabserve.monitoring import report as rep
+    from tabserve.monitoring.sinks import sink_from_settings
+
+    try:
+        s = settings()
+        sink = sink_from_settings(s)
+        try:
+            r = rep.build_report(
+                sink, s.home, name, rep.parse_since(since), psi_threshold, ks_alpha
+            )
+        finally:
+            sink.close()
+        path = out or rep.default_path(s.home, name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(rep.render_html(r), encoding="utf-8")
+    except TabserveError as error:
+        fail(error)
+    console.print(f"{name}: {r.rows} live rows since {r.since_text}, versions {r.versions or '-'}")
+    table = Table("feature", "PSI", "KS", "KS p", "out of range", "missing", "drift")
+    for f in r.features:
+        table.add_row(
+            f.name,
+            rep._fmt(f.psi),
+            rep._fmt(f.ks),
+            rep._fmt(f.ks_p),
+            rep._pct(f.out_of_range),
+            rep._pct(f.missing),
+            "[bold red]FLAGGED[/]" if f.flagged else "ok",
+        )
+    console.print(table)
+    classes = Table("class", "live", "training")
+    for c in r.classes:
+        classes.add_row(c["label"], rep._pct(c["live"]), rep._pct(c["train"]))
+    console.print(classes)
+    perf = r.performance
+    if perf.get("labelled"):
+        what = (
+            f"accuracy {rep._pct(perf['accuracy'])}"
+            if perf["accuracy"] is not None
+            else f"RMSE {rep._fmt(perf['rmse'])}"
+        )
+        console.print(f"live performance on {perf['labelled']} labelled rows: {what}")
+    else:
+        console.print("live performance: no feedback yet")
+    console.print(f"report: {path}")
+
+
+@monitor_app.command("feedback")
+def monitor_feedback(
+    name: Annotated[str, typer.Argument(help="model name")],
+    labels: Annotated[Path, typer.Argument(help="CSV with request_id, row, label")],
+) -> None:
+    """Attach true labels to logged predictions (by request id and row)."""
+    from tabserve.monitoring.feedback import read_csv, record_feedback
+    from tabserve.monitoring.sinks import sink_from_settings
+
+    try:
+        items = read_csv(labels)
+        sink = sink_from_settings(settings())
+        try:
+            n = record_feedback(sink, name, items)
+        finally:
+            sink.close()
+    except TabserveError as error:
+        fail(error)
+    console.print(f"{n} labels attached to {name}")
+
+
 # --- deploy / build -----------------------------------------------------------------------
 
 
