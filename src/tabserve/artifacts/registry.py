@@ -10,6 +10,7 @@ A version becomes visible only when its index row is committed, after its files 
 from __future__ import annotations
 
 import abc
+import builtins
 import shutil
 from pathlib import Path
 from types import TracebackType
@@ -83,15 +84,22 @@ class Registry(abc.ABC):
         return self.engine.begin()
 
     def publish(self, staged: Path) -> Manifest:
-        """Register a staged artifact folder as the next version of its name; return its manifest."""
-        manifest = store.verify(staged)
-        name = check_name(manifest.name)
-        with index.translated(f"publishing {name} to {self.where}"):
-            with self._begin() as conn:
-                version = index.allocate(conn, name)
-            manifest = msgspec.structs.replace(manifest, version=version)
-            store.write_manifest(staged, manifest)
-            self._store(staged, manifest)
+        """Register a staged artifact folder as the next version of its name; return its manifest.
+
+        The staged folder is consumed: moved into place on success, removed on failure.
+        """
+        try:
+            manifest = store.verify(staged)
+            name = check_name(manifest.name)
+            with index.translated(f"publishing {name} to {self.where}"):
+                with self._begin() as conn:
+                    version = index.allocate(conn, name)
+                manifest = msgspec.structs.replace(manifest, version=version)
+                store.write_manifest(staged, manifest)
+                self._store(staged, manifest)
+        except BaseException:
+            shutil.rmtree(staged, ignore_errors=True)
+            raise
         return manifest
 
     def _row(self, manifest: Manifest) -> dict[str, Any]:
@@ -108,11 +116,21 @@ class Registry(abc.ABC):
 
     def list(self) -> list[ModelRecord]:
         """Every registered version, by name then version."""
+        return self._records()
+
+    def _records(
+        self, name: str | None = None, version: int | None = None
+    ) -> builtins.list[ModelRecord]:
+        query = sa.select(model_versions).order_by(model_versions.c.name, model_versions.c.version)
+        aliases = sa.select(model_aliases)
+        if name is not None:
+            query = query.where(model_versions.c.name == name)
+            aliases = aliases.where(model_aliases.c.name == name)
+        if version is not None:
+            query = query.where(model_versions.c.version == version)
         with index.translated(f"reading the registry at {self.where}"), self._begin() as conn:
-            rows = conn.execute(
-                sa.select(model_versions).order_by(model_versions.c.name, model_versions.c.version)
-            ).all()
-            alias_rows = conn.execute(sa.select(model_aliases)).all()
+            rows = conn.execute(query).all()
+            alias_rows = conn.execute(aliases).all()
         by_version: dict[tuple[str, int], list[str]] = {}
         for a in alias_rows:
             by_version.setdefault((a.name, a.version), []).append(a.alias)
@@ -186,7 +204,10 @@ class Registry(abc.ABC):
             version = aliases.get("production", max(versions, default=None))
         if version is None or version not in versions:
             raise self._not_found(f"model {ref!r}", parsed.name)
-        return next(r for r in self.list() if r.name == parsed.name and r.version == version)
+        records = self._records(parsed.name, version)
+        if not records:  # deleted between the two reads
+            raise self._not_found(f"model {ref!r}", parsed.name)
+        return records[0]
 
     def aliases(self, name: str) -> dict[str, int]:
         """alias -> version for one name."""
