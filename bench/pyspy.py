@@ -40,7 +40,7 @@ def start_record(pid: int, seconds: int, out: Path) -> subprocess.Popen[bytes]:
             "--duration",
             str(seconds),
             "--rate",
-            "200",
+            "100",
             "--format",
             "speedscope",
             "--output",

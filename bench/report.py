@@ -229,7 +229,7 @@ def render(results: Results) -> str:
     if sync and plain and plain.load.rps > 0:
         out.append(
             f"- TABSERVE_PREDICTION_LOG_SYNC=true at c=64: {sync.load.rps:,.0f} req/s, "
-            f"{100 * (1 - sync.load.rps / plain.load.rps):.0f}% below the default"
+            f"{100 * sync.load.rps / plain.load.rps:.0f}% of the default's"
         )
     if results.runtime:
         out.append(f"- runtime serving the model: {results.runtime}")

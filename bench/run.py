@@ -31,7 +31,7 @@ if sys.path[0] == str(Path(__file__).resolve().parent):
 import psutil  # noqa: E402
 
 from bench import pyspy, rows, stacks  # noqa: E402
-from bench.load import LECTURE_QUERY, LoadResult, finish_wrk, run_wrk, start_wrk  # noqa: E402
+from bench.load import LECTURE_QUERY, finish_wrk, run_wrk, start_wrk  # noqa: E402
 from bench.report import CEILING, LECTURE, SYNC_LOG, TABSERVE, Point, Results, render  # noqa: E402
 from bench.servers import Server, cpu_seconds, tree_memory, worker_pids  # noqa: E402
 
@@ -86,20 +86,12 @@ def versions() -> dict[str, str]:
 
 
 def drive(
-    results: Results,
-    label: str,
-    server: Server,
-    duration: float,
-    levels: tuple[int, ...],
-    profile_to: Path | None = None,
+    results: Results, label: str, server: Server, duration: float, levels: tuple[int, ...]
 ) -> None:
     """Run each concurrency point against a started server, recording load and memory."""
     url = server.url + LECTURE_QUERY
     for c in levels:
-        if profile_to is not None and c == max(levels):
-            load = _profiled_point(results, server, url, c, duration, profile_to)
-        else:
-            load = run_wrk(url, c, duration)
+        load = run_wrk(url, c, duration)
         if not server.alive():
             results.notes.append(f"{label} died during the c={c} point; see {server.log}")
             return
@@ -113,11 +105,9 @@ def drive(
             results.notes.append(f"{label} c={c}: first wrong answer: {load.first_bad!r}")
 
 
-def _profiled_point(
-    results: Results, server: Server, url: str, c: int, duration: float, out: Path
-) -> LoadResult:
-    """One point with py-spy recording the busiest worker for most of it."""
-    proc = start_wrk(url, c, duration)
+def profile_point(results: Results, server: Server, c: int, duration: float, out: Path) -> None:
+    """An extra point, outside the table (sampling slows the worker), with py-spy on the busiest."""
+    proc = start_wrk(server.url + LECTURE_QUERY, c, duration)
     pids = worker_pids(server.pid)
     before = cpu_seconds(pids)
     time.sleep(min(0.5, duration / 4))
@@ -131,7 +121,10 @@ def _profiled_point(
         results.profile_top = pyspy.top_frames(out)
     except pyspy.ProfileError as error:
         results.notes.append(f"profile: {error}")
-    return finish_wrk(proc, c, duration)
+    load = finish_wrk(proc, c, duration)
+    results.notes.append(
+        f"profiled c={c} point (not in the table): {load.rps:,.0f} req/s while py-spy sampled pid {busiest}"
+    )
 
 
 def bench_lecture(results: Results, work: Path, logs: Path, duration: float) -> None:
@@ -160,7 +153,9 @@ def bench_tabserve(
     profile_to = OUT_DIR / f"tabserve-c64-{dt.datetime.now():%Y%m%d-%H%M%S}.speedscope.json"
     with stacks.tabserve_server(tabserve, home, logs) as server:
         results.cold_start_s[TABSERVE] = server.cold_start_s or 0.0
-        drive(results, TABSERVE, server, duration, CONCURRENCY, profile_to if profile else None)
+        drive(results, TABSERVE, server, duration, CONCURRENCY)
+        if profile:
+            profile_point(results, server, max(CONCURRENCY), duration, profile_to)
         try:
             results.rows_server, server_labels = rows.bench_v2(server.url, data, min(duration, 3))
         except (rows.RowsError, OSError, ValueError) as error:

@@ -88,7 +88,7 @@ def test_table_has_ratios_and_the_bar() -> None:
     text = render(r)
     assert "| tabserve | 64 | 26,000 | 2.40 | 4.00 | 0 | 120 | 160 | 80, 80 | 20.0x | 52% |" in text
     assert "| lecture | 64 | 1,300 | 50.00 | 60.00 | 0 |" in text
-    assert "50% below the default" in text
+    assert "50% of the default's" in text
     assert "| c=64 req/s vs the lecture stack | >= 15x | 20.0x | pass |" in text
     assert "| 10,000-row V2 request vs the in-process runtime | >= 50% | 40% | FAIL |" in text
     assert "| cold start to /v2/health/ready | <= 2 s | 1.20 s | pass |" in text
