@@ -108,17 +108,13 @@ def bench_v2(
 
 
 def find_artifact(home: Path, name: str = "iris") -> tuple[Path, Any]:
-    """The newest version folder of model `name` under TABSERVE_HOME, with its manifest."""
-    from tabserve.artifacts.store import decode_manifest
+    """The verified folder and manifest of model `name`'s newest version in TABSERVE_HOME."""
+    from tabserve.artifacts.registry import open_registry
+    from tabserve.settings import Settings
 
-    found: list[tuple[int, Path, Any]] = []
-    for path in home.rglob("manifest.json"):
-        manifest = decode_manifest(path.read_bytes(), where=str(path))
-        if manifest.name == name:
-            found.append((manifest.version, path.parent, manifest))
-    if not found:
-        raise RowsError(f"no artifact of model {name!r} under {home}")
-    _, folder, manifest = max(found, key=lambda item: item[0])
+    settings = Settings(home=home, registry_url=None)  # type: ignore[call-arg]
+    with open_registry(settings) as registry:
+        manifest, folder = registry.fetch(name)
     return folder, manifest
 
 
