@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -47,6 +47,111 @@ def settings() -> Settings:
 
 
 # --- train --------------------------------------------------------------------------------
+
+
+def _print_metrics(metrics: dict[str, Any]) -> None:
+    """Print the test metrics: the headline numbers, then one row per class."""
+    from rich.table import Table
+
+    table = Table(title="test metrics", title_justify="left")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in metrics.items():
+        if isinstance(value, float):
+            table.add_row(key, f"{value:.3f}")
+    per_class = metrics.get("per_class") or {}
+    if per_class:
+        classes = Table(title="per class", title_justify="left")
+        for column in ("class", "precision", "recall", "f1", "support"):
+            classes.add_column(column, justify="left" if column == "class" else "right")
+        for label, row in per_class.items():
+            classes.add_row(
+                label,
+                f"{row['precision']:.3f}",
+                f"{row['recall']:.3f}",
+                f"{row['f1']:.3f}",
+                str(row["support"]),
+            )
+        console.print(table, classes)
+        return
+    console.print(table)
+
+
+@app.command("train")
+def train(
+    source: Annotated[
+        str,
+        typer.Option(help="iris, csv:PATH or postgresql://USER@HOST:PORT/DB (no password)."),
+    ] = "iris",
+    table: Annotated[
+        str | None, typer.Option(help="The table to read from a postgresql source.")
+    ] = None,
+    target: Annotated[str | None, typer.Option(help="The column to predict.")] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Model name (default: iris, the CSV's stem or the table).")
+    ] = None,
+    estimator: Annotated[
+        str | None,
+        typer.Option(
+            help="A scikit-learn estimator, e.g. sklearn.ensemble.RandomForestClassifier."
+        ),
+    ] = None,
+    params: Annotated[
+        str | None,
+        typer.Option(help="""Estimator parameters as JSON, e.g. '{"n_estimators": 200}'."""),
+    ] = None,
+    task: Annotated[
+        str | None,
+        typer.Option(help="classification or regression (default: guessed from the target)."),
+    ] = None,
+    test_size: Annotated[float, typer.Option(help="Fraction of rows held out for testing.")] = 0.3,
+    random_state: Annotated[int, typer.Option(help="Seed of the split and the estimator.")] = 47,
+) -> None:
+    """Train a model, report its test metrics and register it as the next version.
+
+    The database password comes from TABSERVE_DB_PASSWORD or TABSERVE_DB_PASSWORD_FILE.
+    """
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from tabserve.training.pipeline import parse_params
+    from tabserve.training.train import TrainSpec
+    from tabserve.training.train import train as run_training
+
+    try:
+        spec = TrainSpec(
+            source=source,
+            table=table,
+            target=target,
+            name=name,
+            estimator=estimator,
+            params=parse_params(params),
+            task=task,
+            test_size=test_size,
+            random_state=random_state,
+        )
+        columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+        with Progress(*columns, console=err_console, transient=True) as progress:
+            step = progress.add_task("starting", total=None)
+
+            def report(message: str) -> None:
+                progress.update(step, description=message)
+                progress.console.print(f"[dim]·[/] {message}", highlight=False)
+
+            result = run_training(spec, settings(), report)
+    except TabserveError as error:
+        fail(error)
+    manifest = result.manifest
+    _print_metrics(result.metrics)
+    runtime = manifest.runtime
+    why = f" ({runtime.reason})" if runtime.reason else ""
+    console.print(
+        f"trained [bold]{manifest.ref}[/]: {manifest.task}, {len(manifest.features)} features, "
+        f"runtime {runtime.kind}{why}",
+        highlight=False,
+    )
+    console.print(f"artifact: {result.location}", highlight=False, soft_wrap=True)
+    console.print(f"serve it with: tabserve serve {manifest.name}", highlight=False)
+
 
 # --- import -------------------------------------------------------------------------------
 
@@ -244,6 +349,32 @@ def models_delete(ref: str = typer.Argument(..., help="NAME:VERSION")) -> None:
 
 
 # --- data ---------------------------------------------------------------------------------
+
+
+@data_app.command("load-iris")
+def data_load_iris(
+    db: Annotated[
+        str,
+        typer.Option(
+            help="postgresql://USER@HOST:PORT/DB; the password from TABSERVE_DB_PASSWORD."
+        ),
+    ],
+    table: Annotated[str, typer.Option(help="Table to (re)create with the Iris data.")] = "iris",
+) -> None:
+    """Write the Iris data (sepal_length ... petal_width, target) into a Postgres table."""
+    from tabserve.training.sources import load_iris_table
+
+    try:
+        rows = load_iris_table(db, table, settings())
+    except TabserveError as error:
+        fail(error)
+    console.print(f"wrote {rows} rows into table {table}", highlight=False)
+    console.print(
+        f"train on it with: tabserve train --source {db} --table {table} --target target",
+        highlight=False,
+        soft_wrap=True,
+    )
+
 
 # --- serve --------------------------------------------------------------------------------
 
