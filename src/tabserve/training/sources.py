@@ -146,9 +146,10 @@ def database_error(error: Exception, url: URL) -> DatabaseError:
         )
     if "does not exist" in text and "database" in text:
         return DatabaseError(f"database {url.database!r} does not exist at {where}: check the URL")
-    if "permission denied" in text:
+    if "permission denied" in text or "must be owner" in text:
         return DatabaseError(
-            f"user {url.username!r} may not read this at {where}: GRANT SELECT to the role"
+            f"user {url.username!r} lacks the privilege at {where}: GRANT it to the role "
+            "(SELECT to train, ownership or CREATE to load data), or connect as another user"
         )
     return DatabaseError(
         f"can't reach the database at {where}: check that it runs and that host and port are "
