@@ -482,6 +482,84 @@ def monitor_feedback(
 # --- deploy / build -----------------------------------------------------------------------
 
 
+@app.command("deploy")
+def deploy(
+    model: Annotated[str, typer.Argument(help="NAME, NAME:VERSION or NAME@ALIAS")],
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the files into.")],
+    target: Annotated[
+        str, typer.Option(help="docker, compose, k8s or all (compose and k8s include docker).")
+    ] = "all",
+    image: Annotated[
+        str | None, typer.Option(help="Image tag the files name (default tabserve-NAME:VERSION).")
+    ] = None,
+    workers: Annotated[int, typer.Option(help="Server worker processes per container.")] = 2,
+    public_port: Annotated[int, typer.Option(help="The port nginx publishes (compose).")] = 8080,
+    tls_cert: Annotated[
+        Path | None, typer.Option(help="PEM certificate: adds nginx's TLS server (compose).")
+    ] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="PEM private key for --tls-cert.")] = None,
+) -> None:
+    """Write a Dockerfile, compose stack (nginx, Postgres, Prometheus, Grafana) and Kubernetes files."""
+    from tabserve.deploy.render import TARGETS, DeployOptions, render_ref
+    from tabserve.errors import UsageError
+
+    try:
+        if target not in TARGETS:
+            raise UsageError(f"unknown --target {target!r}: use one of {', '.join(TARGETS)}")
+        config = settings()
+        options = DeployOptions.from_settings(
+            config,
+            image=image,
+            workers=workers,
+            public_port=public_port,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+        )
+        written = render_ref(model, out, target, options, config)
+    except TabserveError as error:
+        fail(error)
+    console.print(f"wrote {len(written)} files into {out}", highlight=False, soft_wrap=True)
+    console.print(
+        f"next: `tabserve build {model} -t IMAGE`, or `docker compose up --build` in {out}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@app.command("build")
+def build(
+    model: Annotated[str, typer.Argument(help="NAME, NAME:VERSION or NAME@ALIAS")],
+    tag: Annotated[str, typer.Option("-t", "--tag", help="Image tag, e.g. REGISTRY/iris:1.")],
+    push: Annotated[bool, typer.Option(help="Push the image to the registry in its tag.")] = False,
+    secret: Annotated[
+        list[str] | None,
+        typer.Option(help="BuildKit secret id=NAME,src=FILE (e.g. id=pip_conf for an index)."),
+    ] = None,
+    base_image: Annotated[
+        str | None, typer.Option(help="Base image (default python:3.11-slim).")
+    ] = None,
+    network: Annotated[
+        str | None, typer.Option(help="Network for the build's RUN steps, e.g. host.")
+    ] = None,
+) -> None:
+    """Build the model's image with Docker BuildKit (client: TABSERVE_DOCKER, default docker)."""
+    from tabserve.deploy.build import build_image
+
+    try:
+        result = build_image(
+            model,
+            tag,
+            push=push,
+            secrets=secret or [],
+            base_image=base_image,
+            network=network,
+            settings=settings(),
+        )
+    except TabserveError as error:
+        fail(error)
+    console.print(f"built {result.tag}{' and pushed it' if result.pushed else ''}")
+
+
 def main() -> None:
     """Console-script entry point: TabserveError becomes one line on stderr and exit code 2."""
     try:

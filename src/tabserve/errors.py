@@ -4,6 +4,7 @@
     ├── UsageError                  bad options or input to a command (400)
     │   └── DataSourceError         a source that can't be read: missing file, column, table (400)
     ├── DatabaseError               unreachable database, wrong credentials (503)
+    ├── DeployError                 the Docker engine failed to build, push or is unreachable
     ├── ArtifactError               an artifact that can't be trusted or loaded (500 at startup only)
     │   ├── IntegrityError          a file whose sha256 differs from the manifest
     │   ├── UntrustedArtifactError  pickle without --trust-pickle, untrusted types in a skops file
@@ -46,6 +47,10 @@ class DataSourceError(UsageError):
 
 class DatabaseError(TabserveError):
     status = HTTPStatus.SERVICE_UNAVAILABLE
+
+
+class DeployError(TabserveError):
+    pass
 
 
 class ArtifactError(TabserveError):
