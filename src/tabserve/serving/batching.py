@@ -1,0 +1,141 @@
+"""Adaptive batching for one model: a queue, a future per request, predict off the event loop.
+
+A request that arrives while the model is idle is predicted at once (no added wait, so c=1
+latency is the model's own). While a predict runs, arrivals queue; when it ends, the next
+predict takes every queued request up to `max_rows` rows (a request larger than that goes
+alone, never split). Only when several requests are already queued and still short of
+`max_rows` does it wait up to `max_wait` for more. Results are split back per request exactly.
+Validation happens before a request is queued, so one bad row never fails the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from tabserve.types import Prediction
+
+__all__ = ["Batcher", "split"]
+
+Observer = Callable[[int, float], None]  # (rows in the predict call, oldest request's wait)
+
+
+def split(prediction: Prediction, bounds: list[tuple[int, int]]) -> list[Prediction]:
+    """Cut one batch's prediction back into each request's rows."""
+    labels, proba = prediction
+    return [Prediction(labels[a:b], None if proba is None else proba[a:b]) for a, b in bounds]
+
+
+class _Pending:
+    __slots__ = ("future", "queued_at", "rows")
+
+    def __init__(self, rows: np.ndarray, future: asyncio.Future[Prediction]) -> None:
+        self.rows = rows
+        self.future = future
+        self.queued_at = time.perf_counter()
+
+
+class Batcher:
+    """Coalesces concurrent `submit` calls into few `predict` calls on one executor thread."""
+
+    def __init__(
+        self,
+        predict: Callable[[np.ndarray], Prediction],
+        *,
+        max_rows: int = 64,
+        max_wait: float = 0.0,
+        observe: Observer | None = None,
+        name: str = "model",
+    ) -> None:
+        self.predict = predict
+        self.max_rows = max_rows
+        self.max_wait = max_wait
+        self.observe = observe
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"tabserve-predict-{name}")
+        self._queue: deque[_Pending] = deque()
+        self._busy = False
+
+    @property
+    def queued(self) -> int:
+        """Requests waiting for the next predict call."""
+        return len(self._queue)
+
+    async def submit(self, rows: np.ndarray) -> Prediction:
+        """Predict these rows, alone when the model is idle, else in the next batch."""
+        loop = asyncio.get_running_loop()
+        if not self._busy and not self._queue:
+            self._busy = True
+            try:
+                result = await loop.run_in_executor(self._executor, self.predict, rows)
+            finally:
+                self._busy = False
+                if self._queue:
+                    self._start(loop)
+            if self.observe is not None:
+                self.observe(len(rows), 0.0)
+            return result
+        future: asyncio.Future[Prediction] = loop.create_future()
+        self._queue.append(_Pending(rows, future))
+        if not self._busy:
+            self._start(loop)
+        return await future
+
+    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._busy = True
+        loop.create_task(self._drain())
+
+    def _take(self) -> list[_Pending]:
+        """The next batch: queued requests up to max_rows rows (an oversized one alone)."""
+        queue = self._queue
+        batch = [queue.popleft()]
+        total = len(batch[0].rows)
+        while queue and total + len(queue[0].rows) <= self.max_rows:
+            item = queue.popleft()
+            batch.append(item)
+            total += len(item.rows)
+        return batch
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._queue:
+                if self.max_wait > 0 and len(self._queue) > 1:
+                    rows = sum(len(p.rows) for p in self._queue)
+                    if rows < self.max_rows:
+                        await asyncio.sleep(self.max_wait)
+                batch = [p for p in self._take() if not p.future.done()]  # drop timed-out ones
+                if not batch:
+                    continue
+                await self._run(loop, batch)
+        finally:
+            self._busy = False
+
+    async def _run(self, loop: asyncio.AbstractEventLoop, batch: list[_Pending]) -> None:
+        started = time.perf_counter()
+        rows = batch[0].rows if len(batch) == 1 else np.concatenate([p.rows for p in batch])
+        try:
+            prediction = await loop.run_in_executor(self._executor, self.predict, rows)
+        except Exception as error:  # the runtime's fault: every request of the batch sees it
+            for p in batch:
+                if not p.future.done():
+                    p.future.set_exception(error)
+            return
+        if self.observe is not None:
+            self.observe(len(rows), started - batch[0].queued_at)
+        bounds = []
+        offset = 0
+        for p in batch:
+            bounds.append((offset, offset + len(p.rows)))
+            offset += len(p.rows)
+        for p, part in zip(batch, split(prediction, bounds), strict=True):
+            if not p.future.done():
+                p.future.set_result(part)
+
+    def close(self) -> None:
+        """Stop the executor thread (after the last request)."""
+        self._executor.shutdown(wait=False, cancel_futures=True)
