@@ -8,7 +8,6 @@ timed over repeated calls (median), and the server's labels must equal the runti
 from __future__ import annotations
 
 import http.client
-import importlib
 import json
 import statistics
 import time
@@ -112,23 +111,17 @@ def find_artifact(home: Path, name: str = "iris") -> tuple[Path, Any]:
     from tabserve.artifacts.registry import open_registry
     from tabserve.settings import Settings
 
-    settings = Settings(home=home, registry_url=None)  # type: ignore[call-arg]
+    settings = Settings(home=home, registry_url=None)
     with open_registry(settings) as registry:
         manifest, folder = registry.fetch(name)
     return folder, manifest
 
 
 def load_runtime(folder: Path, manifest: Any) -> Any:
-    """tabserve's own runtime loader, wherever the runtime module lives."""
-    for module in ("tabserve.runtime", "tabserve.serving.runtime"):
-        try:
-            loader = importlib.import_module(module).load_runtime
-        except (ImportError, AttributeError):
-            continue
-        return loader(folder, manifest)
-    raise RowsError(
-        "tabserve has no load_runtime yet (tabserve.runtime or tabserve.serving.runtime)"
-    )
+    """tabserve's runtime for the artifact, with one intra-op thread as a serving worker has."""
+    from tabserve.runtime import load_runtime as load
+
+    return load(folder, manifest, threads=1)
 
 
 def bench_in_process(
