@@ -217,6 +217,51 @@ def import_(
 
 # --- predict ------------------------------------------------------------------------------
 
+
+@app.command("predict")
+def predict(
+    ref: Annotated[str, typer.Argument(help="NAME, NAME:VERSION or NAME@ALIAS")],
+    input: Annotated[
+        Path, typer.Option("--input", help="A CSV with a header row naming the features.")
+    ],
+    output: Annotated[
+        Path, typer.Option("--output", help="Where to write the CSV with predictions.")
+    ],
+    proba: Annotated[
+        bool, typer.Option("--proba", help="Add one proba_CLASS column per class (classifiers).")
+    ] = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Fail on the first bad row instead of skipping it.")
+    ] = False,
+) -> None:
+    """Score a CSV offline through the same validation as the server; bad rows are reported by line."""
+    from tabserve.artifacts.registry import open_registry
+    from tabserve.serving.inference import load_runtime
+    from tabserve.serving.offline import predict_csv
+
+    try:
+        conf = settings()
+        with open_registry(conf) as registry:
+            record = registry.resolve(ref)
+            manifest, folder = registry.fetch(record.ref)
+        runtime = load_runtime(folder, manifest, threads=conf.intra_op_threads(), settings=conf)
+        try:
+            scored = predict_csv(manifest, runtime, input, output, proba=proba, strict=strict)
+        finally:
+            runtime.close()
+    except TabserveError as error:
+        fail(error)
+    for line, message in scored.bad[:50]:
+        err_console.print(f"line {line}: {message}", highlight=False, soft_wrap=True)
+    if len(scored.bad) > 50:
+        err_console.print(f"... and {len(scored.bad) - 50} more bad rows", highlight=False)
+    console.print(
+        f"{scored.rows} rows scored by {manifest.ref} -> {output}"
+        + (f"; {len(scored.bad)} bad rows skipped" if scored.bad else ""),
+        highlight=False,
+    )
+
+
 # --- models -------------------------------------------------------------------------------
 
 
@@ -377,6 +422,82 @@ def data_load_iris(
 
 
 # --- serve --------------------------------------------------------------------------------
+
+
+@app.command("serve")
+def serve(
+    models: Annotated[
+        list[str] | None,
+        typer.Argument(help="NAME, NAME:VERSION or NAME@ALIAS (default: every model)."),
+    ] = None,
+    host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes (default: cores).")] = None,
+    request_timeout: Annotated[
+        float | None, typer.Option(help="Seconds before a request answers 504.")
+    ] = None,
+    graceful_timeout: Annotated[
+        float | None, typer.Option(help="Seconds to drain in-flight requests on SIGTERM.")
+    ] = None,
+    default_model: Annotated[
+        str | None, typer.Option(help="The model behind GET / and /invocations.")
+    ] = None,
+    log_level: Annotated[str | None, typer.Option(help="debug, info, warning or error.")] = None,
+    access_log: Annotated[
+        bool | None, typer.Option("--access-log/--no-access-log", help="One log line per request.")
+    ] = None,
+    batch_max_rows: Annotated[
+        int | None, typer.Option(help="Adaptive batching: most rows in one predict call.")
+    ] = None,
+    batch_max_wait_ms: Annotated[
+        float | None, typer.Option(help="Adaptive batching: longest wait for more requests.")
+    ] = None,
+    max_batch_rows: Annotated[
+        int | None, typer.Option(help="Most rows accepted in one request (else 422).")
+    ] = None,
+    max_body_bytes: Annotated[
+        int | None, typer.Option(help="Largest request body (else 413).")
+    ] = None,
+    dev: Annotated[
+        bool, typer.Option("--dev", help="One in-process server, no worker supervision.")
+    ] = False,
+) -> None:
+    """Serve models over HTTP: the lecture's GET, KServe V1, Open Inference Protocol V2, MLflow."""
+    from pydantic import ValidationError as SettingsError
+
+    from tabserve.errors import UsageError
+    from tabserve.serving import server
+
+    given: dict[str, Any] = {
+        "models": models or None,
+        "host": host,
+        "port": port,
+        "workers": workers,
+        "request_timeout": request_timeout,
+        "graceful_timeout": graceful_timeout,
+        "default_model": default_model,
+        "log_level": log_level,
+        "access_log": access_log,
+        "batch_max_rows": batch_max_rows,
+        "batch_max_wait_ms": batch_max_wait_ms,
+        "max_batch_rows": max_batch_rows,
+        "max_body_bytes": max_body_bytes,
+    }
+    try:
+        try:
+            conf = Settings(**{k: v for k, v in given.items() if v is not None})
+        except SettingsError as error:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()
+            )
+            raise UsageError(f"invalid option: {problems}") from error
+        if dev:
+            server.run_dev(conf)
+        else:
+            server.serve(conf)
+    except TabserveError as error:
+        fail(error)
+
 
 # --- monitor ------------------------------------------------------------------------------
 

@@ -106,7 +106,7 @@ def load_runtime(path: Path, manifest: Manifest, *, threads: int, settings: Sett
             path, manifest, allow_version_mismatch=settings.allow_version_mismatch
         )
         return PipelineRuntime(pipeline, manifest)
-    return load(path, manifest, threads=threads)  # type: ignore[no-any-return]
+    return load(path, manifest, threads=threads)
 
 
 def self_test_row(schema: Schema) -> np.ndarray:

@@ -1,0 +1,134 @@
+"""The production server: gunicorn supervising uvicorn workers (uvloop + httptools).
+
+The master resolves and verifies every artifact before it forks (a bad artifact fails
+`serve` at once, with nothing served); each worker builds the app after the fork and loads
+its runtime in the lifespan (ONNX Runtime sessions are not fork-safe). A worker that dies is
+replaced by the master; SIGTERM stops accepting, lets in-flight requests finish within
+--graceful-timeout, and exits 0.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+from uvicorn_worker import UvicornWorker
+
+from tabserve import logging as tlog
+from tabserve.serving import metrics
+from tabserve.settings import Settings
+from tabserve.types import Manifest
+
+__all__ = ["TabserveWorker", "prepare", "run_dev", "serve"]
+
+log = tlog.get_logger("tabserve.server")
+
+
+class TabserveWorker(UvicornWorker):  # type: ignore[misc]
+    """uvicorn under gunicorn: uvloop, httptools, no Server header, no uvicorn access log."""
+
+    CONFIG_KWARGS: dict[str, Any] = {  # noqa: RUF012  # the parent's class attribute
+        "loop": "uvloop",
+        "http": "httptools",
+        "lifespan": "on",
+        "server_header": False,
+        "access_log": False,
+        "proxy_headers": False,
+    }
+
+
+def _child_exit(server: Any, worker: Any) -> None:
+    metrics.mark_worker_dead(worker.pid)
+
+
+class TabserveApplication(BaseApplication):  # type: ignore[misc]
+    """gunicorn configured in code: no config file and no command line of its own."""
+
+    def __init__(self, settings: Settings, artifacts: list[tuple[Manifest, Path]]) -> None:
+        self.settings = settings
+        self.artifacts = artifacts
+        super().__init__()
+
+    def load_config(self) -> None:
+        """gunicorn settings from tabserve's."""
+        s = self.settings
+        options = {
+            "bind": [f"{_host(s.host)}:{s.port}"],
+            "workers": s.workers,
+            "worker_class": f"{__name__}.TabserveWorker",
+            "graceful_timeout": math.ceil(s.graceful_timeout),
+            # The heartbeat: a worker silent this long is killed and replaced.
+            "timeout": max(30, math.ceil(2 * s.request_timeout)),
+            "keepalive": 5,
+            "accesslog": None,
+            "errorlog": "-",
+            "loglevel": s.log_level,
+            "child_exit": _child_exit,
+            "proc_name": "tabserve",
+        }
+        for key, value in options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        """Build the app in the worker, after the fork."""
+        from tabserve.serving.app import create_app
+
+        tlog.configure(self.settings.log_level, self.settings.log_format)
+        return create_app(self.settings, artifacts=self.artifacts)
+
+
+def _host(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def prepare(settings: Settings) -> list[tuple[Manifest, Path]]:
+    """In the master: resolve every model to a verified folder, or raise a clear TabserveError."""
+    from tabserve.artifacts import store
+    from tabserve.artifacts.registry import open_registry
+    from tabserve.serving.app import resolve_artifacts
+
+    with open_registry(settings) as registry:
+        artifacts = resolve_artifacts(settings, registry)
+    for manifest, _ in artifacts:
+        if manifest.runtime.kind == "sklearn":
+            store.check_sklearn_version(
+                manifest, allow_version_mismatch=settings.allow_version_mismatch
+            )
+    return artifacts
+
+
+def serve(settings: Settings) -> None:
+    """Run the production server until SIGTERM/SIGINT (blocks)."""
+    tlog.configure(settings.log_level, settings.log_format)
+    artifacts = prepare(settings)
+    for manifest, path in artifacts:
+        log.info("serving", model=manifest.name, version=manifest.version, folder=str(path))
+    folder = tempfile.mkdtemp(prefix="tabserve-metrics-")
+    metrics.prepare_multiprocess_dir(folder)
+    try:
+        TabserveApplication(settings, artifacts).run()
+    finally:
+        metrics.remove_multiprocess_dir(folder)
+
+
+def run_dev(settings: Settings) -> None:
+    """One in-process uvicorn server (no supervision): `tabserve serve --dev`."""
+    import uvicorn
+
+    from tabserve.serving.app import create_app
+
+    tlog.configure(settings.log_level, settings.log_format)
+    app = create_app(settings, artifacts=prepare(settings))
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        server_header=False,
+        access_log=False,
+        log_level=settings.log_level,
+    )
