@@ -78,7 +78,7 @@ def build_image(
     keep_context: Path | None = None,
 ) -> BuildResult:
     """Render ref's build context, `docker build` it as tag, and push it when asked."""
-    settings = settings or Settings()  # type: ignore[call-arg]
+    settings = settings or Settings()
     secrets = [check_secret(spec) for spec in secrets]
     client = docker_client()
     options = options or DeployOptions.from_settings(settings)

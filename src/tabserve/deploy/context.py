@@ -85,7 +85,7 @@ def seed_home(manifest: Manifest, artifact: Path, home: Path) -> None:
     """A fresh local registry in `home` holding only this artifact, at its own version."""
     if home.exists():
         shutil.rmtree(home)
-    registry = LocalRegistry.open(Settings(home=home, registry_url=None))  # type: ignore[call-arg]
+    registry = LocalRegistry.open(Settings(home=home, registry_url=None))
     try:
         target = registry.version_dir(manifest.name, manifest.version)
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -343,7 +343,7 @@ def render_ref(
     """Fetch ref from the registry the settings name and render its deployment files."""
     from tabserve.artifacts.registry import open_registry
 
-    settings = settings or Settings()  # type: ignore[call-arg]
+    settings = settings or Settings()
     with open_registry(settings) as registry:
         manifest, artifact = registry.fetch(ref)
         return render(manifest, artifact, out, target, options)
