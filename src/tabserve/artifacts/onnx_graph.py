@@ -1,0 +1,198 @@
+"""Graph surgery on skl2onnx's float64 output, so the ONNX model computes what scikit-learn does.
+
+Used by `convert.build`; each function edits an `onnx.GraphProto` in place.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from onnx import GraphProto, TensorProto, helper, numpy_helper
+
+from tabserve.runtime.onnx import MISSING_CATEGORY, NUMERIC_INPUT, feature_input
+
+LABEL_OUTPUT = "label"
+PROBA_OUTPUT = "probabilities"
+VALUE_OUTPUT = "variable"
+_ML = "ai.onnx.ml"
+_TREE_FLOAT_OUTPUT = {"TreeEnsembleClassifier": 1, "TreeEnsembleRegressor": 0}
+
+
+def _is_missing_marker(value: object) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def convert_imputer(scope: Any, operator: Any, container: Any) -> None:
+    """SimpleImputer as Where(missing, statistics, X): float64 statistics, "" = missing string."""
+    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType, StringTensorType
+    from skl2onnx.operator_converters.common import concatenate_variables
+
+    op = operator.raw_operator
+    if getattr(op, "add_indicator", False):
+        raise NotImplementedError("SimpleImputer(add_indicator=True) is not converted")
+    stats = np.asarray(op.statistics_)
+    x = concatenate_variables(scope, operator.inputs, container)
+    out = operator.outputs[0].full_name
+    input_type = operator.inputs[0].type
+    fill = scope.get_unique_variable_name("fill")
+    mask = scope.get_unique_variable_name("missing")
+    if isinstance(input_type, StringTensorType):
+        marker = (
+            MISSING_CATEGORY if _is_missing_marker(op.missing_values) else str(op.missing_values)
+        )
+        container.add_initializer(fill, TensorProto.STRING, [len(stats)], [str(s) for s in stats])
+        flag = scope.get_unique_variable_name("flag")
+        # ONNX Equal has no string form before opset 19: LabelEncoder maps the marker to 1.
+        container.add_node(
+            "LabelEncoder", [x], [flag], op_domain=_ML, op_version=2,
+            keys_strings=[marker], values_int64s=[1], default_int64=0,
+        )  # fmt: skip
+        container.add_node("Cast", [flag], [mask], to=TensorProto.BOOL)
+    elif isinstance(input_type, DoubleTensorType | FloatTensorType):
+        numbers = stats.astype(np.float64)
+        if np.isnan(numbers).any():
+            # scikit-learn drops an all-missing column; the graph would keep it.
+            raise NotImplementedError("SimpleImputer with an all-missing column is not converted")
+        double = isinstance(input_type, DoubleTensorType)
+        kind = TensorProto.DOUBLE if double else TensorProto.FLOAT
+        container.add_initializer(fill, kind, [len(numbers)], numbers.tolist())
+        if _is_missing_marker(op.missing_values):
+            container.add_node("IsNaN", [x], [mask])
+        else:
+            marker_name = scope.get_unique_variable_name("marker")
+            container.add_initializer(marker_name, kind, [], [float(op.missing_values)])
+            container.add_node("Equal", [x, marker_name], [mask])
+    else:
+        raise NotImplementedError(f"SimpleImputer on {type(input_type).__name__} is not converted")
+    container.add_node("Where", [mask, fill, x], [out])
+
+
+_DOUBLE_ATTRIBUTES = ("nodes_values", "target_weights", "class_weights", "base_values")
+
+
+class _DoubleTreeContainer:
+    """skl2onnx's container, but float64 tree attributes are kept as double `*_as_tensor`."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def add_node(self, op_type: str, *args: Any, **attrs: Any) -> Any:
+        if op_type in _TREE_FLOAT_OUTPUT:
+            for key in _DOUBLE_ATTRIBUTES:
+                value = attrs.get(key)
+                if isinstance(value, np.ndarray) and value.dtype == np.float64 and value.size:
+                    attrs[f"{key}_as_tensor"] = numpy_helper.from_array(value.ravel())
+                    del attrs[key]
+        return self._inner.add_node(op_type, *args, **attrs)
+
+
+def double_tree_converters() -> dict[type, Any]:
+    """Converters for tree models that keep thresholds and leaf values in float64."""
+    from skl2onnx._supported_operators import sklearn_operator_name_map
+    from skl2onnx.common._registration import get_converter
+
+    out: dict[type, Any] = {}
+    for cls, alias in sklearn_operator_name_map.items():
+        if cls.__module__.startswith(
+            ("sklearn.ensemble._forest", "sklearn.ensemble._gb", "sklearn.tree")
+        ):
+            registered = get_converter(alias)
+
+            def convert(scope: Any, operator: Any, container: Any, _r: Any = registered) -> None:
+                _r(scope, operator, _DoubleTreeContainer(container))
+
+            out[cls] = convert
+    return out
+
+
+def fix_tree_ensembles(graph: GraphProto) -> None:
+    """Feed each tree ensemble float32-rounded float64 input; cast its float output to double."""
+    nodes = []
+    for k, node in enumerate(graph.node):
+        if node.domain != _ML or node.op_type not in _TREE_FLOAT_OUTPUT:
+            nodes.append(node)
+            continue
+        source = node.input[0]
+        as_float, as_double = f"{source}_tabserve_f32_{k}", f"{source}_tabserve_f64_{k}"
+        # scikit-learn casts X to float32 before its trees compare: round the same way.
+        nodes.append(helper.make_node("Cast", [source], [as_float], to=TensorProto.FLOAT))
+        nodes.append(helper.make_node("Cast", [as_float], [as_double], to=TensorProto.DOUBLE))
+        node.input[0] = as_double
+        index = _TREE_FLOAT_OUTPUT[node.op_type]
+        output = node.output[index]
+        node.output[index] = f"{output}_tabserve_float_{k}"
+        nodes.append(node)
+        nodes.append(
+            helper.make_node("Cast", [node.output[index]], [output], to=TensorProto.DOUBLE)
+        )
+    del graph.node[:]
+    graph.node.extend(nodes)
+    _drop_value_info(graph)
+
+
+def _drop_value_info(graph: GraphProto) -> None:
+    # Intermediate type annotations may now be stale; ONNX Runtime infers them again.
+    del graph.value_info[:]
+
+
+def _rename_everywhere(graph: GraphProto, old: str, new: str) -> None:
+    for node in graph.node:
+        for i, name in enumerate(node.input):
+            if name == old:
+                node.input[i] = new
+        for i, name in enumerate(node.output):
+            if name == old:
+                node.output[i] = new
+
+
+def name_feature_inputs(graph: GraphProto, n_features: int) -> None:
+    """Rename the per-feature graph inputs to f0, f1, ... in manifest order."""
+    if len(graph.input) != n_features:
+        raise ValueError(
+            f"the converted graph has {len(graph.input)} inputs for {n_features} features"
+        )
+    for i, graph_input in enumerate(graph.input):
+        new = feature_input(i)
+        _rename_everywhere(graph, graph_input.name, new)
+        graph_input.name = new
+
+
+def split_numeric_input(graph: GraphProto, n_features: int) -> None:
+    """Replace the per-feature inputs by one float64 [N, n_features] input split into columns."""
+    sizes = f"{NUMERIC_INPUT}_tabserve_sizes"
+    graph.initializer.append(numpy_helper.from_array(np.ones(n_features, np.int64), sizes))
+    names = [feature_input(i) for i in range(n_features)]
+    split = helper.make_node("Split", [NUMERIC_INPUT, sizes], names, axis=1)
+    nodes = [split, *graph.node]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    del graph.input[:]
+    graph.input.append(
+        helper.make_tensor_value_info(NUMERIC_INPUT, TensorProto.DOUBLE, [None, n_features])
+    )
+
+
+def finish_outputs(graph: GraphProto, classifier: bool) -> None:
+    """Name the outputs label/probabilities (classifiers) or variable, with float64 numbers."""
+    outputs = list(graph.output)
+    if classifier:
+        if len(outputs) < 2:
+            raise ValueError("the converted classifier has no probability output")
+        plan = [(outputs[0], LABEL_OUTPUT, None), (outputs[1], PROBA_OUTPUT, TensorProto.DOUBLE)]
+    else:
+        plan = [(outputs[0], VALUE_OUTPUT, TensorProto.DOUBLE)]
+    del graph.output[:]
+    for old, new, cast in plan:
+        source = f"{old.name}_tabserve_out"  # skl2onnx may already call it `new`
+        _rename_everywhere(graph, old.name, source)
+        if cast is None:
+            graph.node.append(helper.make_node("Identity", [source], [new]))
+            graph.output.append(helper.make_value_info(new, old.type))
+        else:
+            graph.node.append(helper.make_node("Cast", [source], [new], to=cast))
+            graph.output.append(helper.make_tensor_value_info(new, cast, None))
