@@ -15,7 +15,8 @@
         ├── ValidationError         well-formed but wrong for the model's schema (422)
         ├── UnsupportedMediaError   a Content-Type tabserve does not parse (415)
         ├── PayloadTooLargeError    body over --max-body-bytes (413)
-        └── OverloadedError         load shed or prediction log full (503)
+        ├── OverloadedError         load shed or prediction log full (503)
+        └── RequestTimeoutError     a prediction past --request-timeout (504)
 
 Third-party errors (scikit-learn, psycopg, msgspec, SQLAlchemy) are translated into these at
 one boundary with `raise ... from`. Messages say what is wrong and what to do.
@@ -101,3 +102,7 @@ class PayloadTooLargeError(RequestError):
 
 class OverloadedError(RequestError):
     status = HTTPStatus.SERVICE_UNAVAILABLE
+
+
+class RequestTimeoutError(RequestError):
+    status = HTTPStatus.GATEWAY_TIMEOUT

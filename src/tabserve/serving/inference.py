@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from tabserve.errors import ArtifactError
+from tabserve.errors import ArtifactError, RequestTimeoutError
 from tabserve.logging import get_logger
 from tabserve.serving import metrics
 from tabserve.serving.batching import Batcher
@@ -150,6 +150,7 @@ class ModelService:
             max_wait=settings.batch_max_wait_ms / 1000.0,
             observe=self._observe,
             name=manifest.name,
+            timeout=settings.request_timeout,
         )
         if runtime is not None:
             self.swap(manifest, runtime)
@@ -189,9 +190,16 @@ class ModelService:
         """Predict validated rows; returns the prediction and the manifest that served it."""
         started = time.perf_counter()
         manifest = self.manifest
-        prediction = await self.batcher.submit(rows)
+        try:
+            prediction = await self.batcher.submit(rows)
+        except TimeoutError:
+            raise RequestTimeoutError(
+                f"the prediction took longer than --request-timeout "
+                f"({self.settings.request_timeout:g} s): retry, or send fewer rows"
+            ) from None
         latency = time.perf_counter() - started
-        metrics.count_out_of_range(self.name, manifest, rows)
+        if not self.schema.all_in_range(rows):
+            metrics.count_out_of_range(self.name, manifest, rows)
         metrics.count_predictions(
             self.name, manifest.version, prediction.labels, regression=not self.classifier
         )

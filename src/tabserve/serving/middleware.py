@@ -6,20 +6,21 @@ wrapper, and the benchmark shows it. What it does, in order:
   id for the prediction log is always generated (the client's is kept beside it).
 - Load shedding: past `max_in_flight` requests in this worker, 503 with `Retry-After`, fast;
   health endpoints are always answered.
-- `--request-timeout`: past it, 504 (the predict thread finishes on its own; the worker stays
-  healthy).
+- `--request-timeout` is enforced where a request can wait (the batcher's queue and predict
+  thread, see batching.py): 504, and the worker stays healthy.
 - Metrics by route template, method and status; the access log when enabled.
 - Anything unexpected is logged with its type and answered 500 without details.
 """
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import os
 import time
 from collections.abc import MutableMapping
 from typing import Any
+
+from starlette.exceptions import HTTPException
 
 from tabserve import logging as tlog
 from tabserve.errors import OverloadedError, TabserveError
@@ -56,6 +57,7 @@ class ServingMiddleware:
         self.timeout = timeout
         self.access_log = access_log
         self.in_flight = 0
+        self.serving: Any = None  # the ServingState, for tests and the app's owner
         self._prefix = os.urandom(6).hex()
         self._counter = itertools.count(1)
 
@@ -93,9 +95,8 @@ class ServingMiddleware:
         self.in_flight += 1
         metrics.request_started()
         try:
-            async with asyncio.timeout(self.timeout):
-                await self.app(scope, receive, send_with_id)
-        except TimeoutError:
+            await self.app(scope, receive, send_with_id)
+        except TimeoutError:  # a timeout outside the predict (ModelService answers its own)
             if not state[1]:
                 await self._fail(
                     send_with_id,
@@ -103,6 +104,9 @@ class ServingMiddleware:
                     "the prediction took longer than "
                     f"--request-timeout ({self.timeout:g} s): retry, or send fewer rows",
                 )
+        except HTTPException as error:  # raised by Starlette's StaticFiles (404, 405)
+            if not state[1]:
+                await self._fail(send_with_id, error.status_code, error.detail)
         except Exception as error:
             tlog.log_error("unhandled error", error, request_id=server_id, path=scope.get("path"))
             if not state[1]:

@@ -68,6 +68,8 @@ class TabserveApplication(BaseApplication):  # type: ignore[misc]
             "loglevel": s.log_level,
             "child_exit": _child_exit,
             "proc_name": "tabserve",
+            # gunicorn's control socket sits at one fixed path per user: servers would collide.
+            "control_socket_disable": True,
         }
         for key, value in options.items():
             self.cfg.set(key, value)
