@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: help install run train serve test test-fast lint typecheck bench soak deploy-check clean
+.PHONY: help install run train serve test test-fast lint typecheck bench soak deploy-check protos clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -41,6 +41,9 @@ soak: install ## the long reliability runs (10 minutes), outside CI
 
 deploy-check: install ## render the deployment files and lint them
 	$(BIN)/python -m pytest tests/integration/deploy -k "not image"
+
+protos: install ## regenerate the gRPC modules from serving/grpc/protos/grpc_predict_v2.proto
+	PYTHON=$(abspath $(BIN))/python src/tabserve/serving/grpc/protos/generate.sh
 
 clean: ## remove the venv and caches (not ./.tabserve)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist src/*.egg-info

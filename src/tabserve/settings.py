@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     # server
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
+    grpc_port: int | None = Field(None, ge=0, le=65535)  # OIP gRPC service; off unless set
     workers: int = Field(default_factory=_cores, ge=1)
     request_timeout: float = Field(30.0, gt=0)
     graceful_timeout: float = Field(30.0, gt=0)
