@@ -167,6 +167,13 @@ def _routes(state: ServingState) -> list[BaseRoute]:
     from tabserve.serving.openapi import STATIC_DIR
 
     built.append(Mount("/docs/assets", StaticFiles(directory=STATIC_DIR), name="docs-assets"))
+    from tabserve.serving import ui  # the web UI at /ui
+
+    built.extend(
+        ui.routes(
+            lambda: [(s.manifest, s.ready) for s in list(state.services.values())], state.settings
+        )
+    )
     return built
 
 
