@@ -101,9 +101,14 @@ class OnnxRuntime:
         if not self.classifier:
             return Prediction(np.asarray(results[0], dtype=np.float64).reshape(-1), None)
         labels = np.asarray(results[0]).reshape(-1)
-        if self.classes is not None:
-            labels = labels.astype(self.classes.dtype, copy=False)
         proba = np.asarray(results[1], dtype=np.float64)
+        if self.classes is not None:
+            labels = labels.astype(self.classes.dtype, copy=True)
+            # On a tie (a forest's even vote) scikit-learn takes the first class; ONNX may not.
+            top = proba.max(axis=1, keepdims=True)
+            tied = np.count_nonzero(proba == top, axis=1) > 1
+            if tied.any():
+                labels[tied] = self.classes[np.argmax(proba[tied], axis=1)]
         return Prediction(labels, proba)
 
     def close(self) -> None:

@@ -56,9 +56,10 @@ class SklearnRuntime:
                 columns[feature.column] = numbers
             else:
                 # scikit-learn's imputers see NaN, not None, as missing in object columns.
-                columns[feature.column] = np.array(
-                    [np.nan if _is_missing(v) else v for v in values], dtype=object
-                )
+                cells = [np.nan if _is_missing(v) else v for v in values]
+                # pandas 3 would infer its str dtype; keep object when the model trained on it.
+                dtype = object if feature.dtype == "object" else None
+                columns[feature.column] = pd.Series(cells, dtype=dtype)
         return pd.DataFrame(columns)
 
     def predict(self, rows: np.ndarray) -> Prediction:

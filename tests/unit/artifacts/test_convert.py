@@ -1,0 +1,191 @@
+"""to_onnx: convert where every answer matches scikit-learn's, fall back (with why) where not."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import onnx
+import pandas as pd
+import pytest
+from onnx import numpy_helper
+from tests.unit.runtime import models
+
+from tabserve.artifacts import check_rows, convert, onnx_graph
+from tabserve.artifacts.check_rows import check_frame, tree_splits
+from tabserve.runtime.onnx import OnnxRuntime
+
+
+def _iris_str() -> tuple[pd.DataFrame, pd.Series]:
+    X, y = models.iris()
+    return X, pd.Series(np.array(["setosa", "versicolor", "virginica"])[y])
+
+
+CASES: dict[str, Any] = {
+    "lecture default on iris": lambda: models.fit(*models.iris(), "classification"),
+    "random forest classifier": lambda: models.fit(
+        *models.iris(), "classification", "sklearn.ensemble.RandomForestClassifier", n_estimators=20
+    ),
+    "logistic regression": lambda: models.fit(
+        *models.iris(), "classification", "sklearn.linear_model.LogisticRegression"
+    ),
+    "string labels": lambda: models.fit(*_iris_str(), "classification", n_estimators=30),
+    "binary": lambda: models.fit(
+        models.iris()[0], (models.iris()[1] == 1).astype(int), "classification", n_estimators=30
+    ),
+    "gradient boosting regressor": lambda: models.fit(*models.diabetes(), "regression"),
+    "random forest regressor": lambda: models.fit(
+        *models.diabetes(), "regression", "sklearn.ensemble.RandomForestRegressor", n_estimators=5
+    ),
+    "column transformer classifier": lambda: models.fit(
+        models.shop()[0], models.shop()[1], "classification", n_estimators=30
+    ),
+    "column transformer regressor": lambda: models.fit(
+        models.shop()[0], models.shop()[2], "regression", n_estimators=30
+    ),
+    "column transformer forest": lambda: models.fit(
+        models.shop()[0],
+        models.shop()[1],
+        "classification",
+        "sklearn.ensemble.RandomForestClassifier",
+        n_estimators=10,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_converts_with_exact_parity(case: str) -> None:
+    fitted = CASES[case]()
+    model, info = convert.to_onnx(fitted.pipeline, fitted.manifest, fitted.X)
+    assert info.reason is None, info.reason
+    assert model is not None and info.kind == "onnx" and info.file == "model.onnx"
+    parity = info.parity or {}
+    assert parity["label_mismatches"] == 0
+    assert parity["rows"] == len(fitted.X) + parity["random_rows"] + parity["threshold_rows"]
+    if fitted.manifest.task == "classification":
+        assert parity["max_abs_proba_diff"] <= 1e-6
+    else:
+        assert parity["max_rel_value_diff"] <= 1e-6
+    if "logistic" not in case:
+        assert parity["threshold_rows"] > 0
+
+
+def test_iris_answers_match_sklearn_row_by_row() -> None:
+    fitted = models.fit(*models.iris(), "classification")
+    model, _ = convert.to_onnx(fitted.pipeline, fitted.manifest, fitted.X)
+    assert model is not None
+    rows = fitted.X.to_numpy(dtype=np.float64)
+    got = OnnxRuntime(model, fitted.manifest).predict(rows)
+    np.testing.assert_array_equal(got.labels, fitted.pipeline.predict(fitted.X))
+    assert got.labels.dtype == np.int64
+    assert got.proba is not None
+    np.testing.assert_allclose(
+        got.proba, fitted.pipeline.predict_proba(fitted.X), atol=1e-6, rtol=0
+    )
+
+
+def test_graph_inputs_and_outputs() -> None:
+    iris = models.fit(*models.iris(), "classification", n_estimators=5)
+    shop = models.fit(models.shop()[0], models.shop()[2], "regression", n_estimators=5)
+    iris_graph = onnx.load_from_string(convert.build(iris.pipeline, iris.manifest)).graph
+    shop_graph = onnx.load_from_string(convert.build(shop.pipeline, shop.manifest)).graph
+    assert [i.name for i in iris_graph.input] == ["input"]
+    assert iris_graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.DOUBLE
+    assert [o.name for o in iris_graph.output] == ["label", "probabilities"]
+    assert [i.name for i in shop_graph.input] == ["f0", "f1", "f2", "f3"]
+    kinds = [i.type.tensor_type.elem_type for i in shop_graph.input]
+    assert kinds == [onnx.TensorProto.DOUBLE] * 2 + [onnx.TensorProto.STRING] * 2
+    assert [o.name for o in shop_graph.output] == ["variable"]
+
+
+def test_all_numeric_column_transformer_takes_one_matrix() -> None:
+    X, y = models.iris()
+    X = X.copy()
+    X.iloc[::9, 2] = np.nan  # missing values add the ColumnTransformer (imputer) in front
+    fitted = models.fit(X, y, "classification", n_estimators=20)
+    model, info = convert.to_onnx(fitted.pipeline, fitted.manifest, fitted.X)
+    assert model is not None, info.reason
+    assert [i.name for i in onnx.load_from_string(model).graph.input] == ["input"]
+    rows = X.to_numpy(dtype=np.float64)
+    got = OnnxRuntime(model, fitted.manifest).predict(rows)
+    np.testing.assert_array_equal(got.labels, fitted.pipeline.predict(X))
+
+
+def _nudge_thresholds(graph: onnx.GraphProto) -> None:
+    """Move every split threshold up to the next float32: a drift only exact rows can see."""
+    for node in graph.node:
+        for attribute in node.attribute:
+            if attribute.name == "nodes_values_as_tensor":
+                values = numpy_helper.to_array(attribute.t).astype(np.float32)
+                nudged = np.nextafter(values, np.float32(np.inf)).astype(np.float64)
+                attribute.t.CopyFrom(numpy_helper.from_array(nudged))
+
+
+def test_threshold_rows_catch_a_one_ulp_drift(monkeypatch: pytest.MonkeyPatch) -> None:
+    fitted = models.fit(*models.iris(), "classification")
+    original = onnx_graph.fix_tree_ensembles
+
+    def drifting(graph: onnx.GraphProto) -> None:
+        original(graph)
+        _nudge_thresholds(graph)
+
+    monkeypatch.setattr(onnx_graph, "fix_tree_ensembles", drifting)
+    model, info = convert.to_onnx(fitted.pipeline, fitted.manifest, fitted.X)
+    assert model is None and info.kind == "sklearn" and info.file == "model.skops"
+    assert info.reason is not None and "labels differ" in info.reason
+    # The training rows and random rows alone do not see it: the threshold rows do.
+    monkeypatch.setattr(check_rows, "_threshold_rows", lambda *a: fitted.X.iloc[:0])
+    model, info = convert.to_onnx(fitted.pipeline, fitted.manifest, fitted.X)
+    assert info.parity is not None and info.parity["threshold_rows"] == 0
+    assert info.parity["label_mismatches"] == 0
+
+
+def test_unsupported_estimator_falls_back_with_reason() -> None:
+    fitted = models.fit(*models.iris(), "classification", "sklearn.neighbors.NearestCentroid")
+    model, info = convert.to_onnx(fitted.pipeline, fitted.manifest, fitted.X)
+    assert model is None
+    assert info.kind == "sklearn" and info.file == "model.skops"
+    assert info.reason is not None and "NearestCentroid" in info.reason
+
+
+def test_parity_failure_names_the_size_of_the_difference(monkeypatch: pytest.MonkeyPatch) -> None:
+    fitted = models.fit(*models.diabetes(), "regression", n_estimators=10)
+
+    def nudged(self: OnnxRuntime, rows: np.ndarray) -> Any:
+        prediction = original(self, rows)
+        return prediction._replace(labels=prediction.labels * (1 + 1e-4))
+
+    original = OnnxRuntime.predict
+    monkeypatch.setattr(OnnxRuntime, "predict", nudged)
+    model, info = convert.to_onnx(fitted.pipeline, fitted.manifest, fitted.X)
+    assert model is None
+    assert info.reason is not None and "relative" in info.reason and "0.0001" in info.reason
+
+
+def test_never_raises_for_an_unusable_pipeline() -> None:
+    fitted = models.fit(*models.iris(), "classification", n_estimators=5)
+    model, info = convert.to_onnx(object(), fitted.manifest, fitted.X)
+    assert model is None and info.kind == "sklearn" and info.reason
+
+
+def test_check_rows_reach_beyond_the_training_range_and_include_missing_values() -> None:
+    fitted = models.fit(models.shop()[0], models.shop()[1], "classification", n_estimators=10)
+    frame, counts = check_frame(fitted.pipeline, fitted.manifest, fitted.X)
+    assert counts["random_rows"] > 0 and counts["threshold_rows"] > 0
+    income = frame["income"]
+    assert income.max() > fitted.X["income"].max() and income.min() < fitted.X["income"].min()
+    assert income.isna().any() and frame["city"].isna().any()
+    assert set(frame["city"].dropna()) == {"paris", "rome", "oslo"}
+
+
+def test_threshold_rows_straddle_each_split() -> None:
+    fitted = models.fit(*models.iris(), "classification", n_estimators=5)
+    frame, counts = check_frame(fitted.pipeline, fitted.manifest, fitted.X)
+    scaled = fitted.pipeline[:-1].transform(frame.tail(counts["threshold_rows"]))
+    as_float32 = scaled.astype(np.float32).astype(np.float64)
+    splits = tree_splits(fitted.pipeline[-1])
+    for feature, threshold in splits:
+        column = as_float32[:, feature]
+        # Some row sits just at or below the threshold, and some just above it.
+        assert np.any((column <= threshold) & (column > threshold - 1e-6))
+        assert np.any((column > threshold) & (column < threshold + 1e-6))
