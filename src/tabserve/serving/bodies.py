@@ -107,6 +107,8 @@ def decode_json(body: bytes) -> Any:
         raise _bad_json(str(error)) from None
     except RecursionError:
         raise _bad_json(f"nesting deeper than {MAX_DEPTH} levels") from None
+    except UnicodeDecodeError:
+        raise _bad_json("the body is not valid UTF-8") from None
     if b"{" in body and _has_duplicate_keys(body, value):
         raise _bad_json("an object has the same key twice")
     return value

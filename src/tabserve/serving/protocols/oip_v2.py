@@ -190,6 +190,11 @@ def encode(
             datatype = _label_datatype(labels)
             if datatype == "INT64" and labels.dtype == object:
                 labels = labels.astype(np.int64)
+            elif datatype == "BYTES":
+                # Plain Python strings: numpy's str_ does not encode as JSON.
+                plain = np.empty(n, dtype=object)
+                plain[:] = [str(v) for v in labels.tolist()]
+                labels = plain
             outputs.append((name, datatype, [n], labels, binary))
         elif prediction.proba is not None:
             outputs.append((name, "FP64", list(prediction.proba.shape), prediction.proba, binary))

@@ -1,0 +1,127 @@
+"""The adaptive batcher: idle requests go at once, concurrent ones share predict calls, split exactly."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from tabserve.serving.batching import Batcher
+from tabserve.types import Prediction
+
+
+class Recorder:
+    """A runtime that remembers each call's row count and answers row i with label = its value."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.calls: list[int] = []
+        self.threads: set[str] = set()
+        self.delay = delay
+
+    def __call__(self, rows: np.ndarray) -> Prediction:
+        self.calls.append(len(rows))
+        self.threads.add(threading.current_thread().name)
+        time.sleep(self.delay)
+        return Prediction(rows[:, 0].copy(), np.column_stack([rows[:, 0], -rows[:, 0]]))
+
+
+def rows(*values: float) -> np.ndarray:
+    return np.array([[v] for v in values], dtype=np.float64)
+
+
+def test_an_idle_request_is_predicted_at_once_off_the_loop() -> None:
+    runtime = Recorder(delay=0.01)
+    batcher = Batcher(runtime, max_rows=64, max_wait=1.0)
+
+    async def main() -> Prediction:
+        return await batcher.submit(rows(1, 2))
+
+    started = time.perf_counter()
+    labels, proba = asyncio.run(main())
+    assert time.perf_counter() - started < 0.5  # max_wait is never spent on an idle model
+    assert labels.tolist() == [1, 2] and proba is not None and proba.shape == (2, 2)
+    assert runtime.calls == [2]
+    assert threading.main_thread().name not in runtime.threads  # slow predicts run off the loop
+    batcher.close()
+
+
+def test_concurrent_requests_are_coalesced_and_split_back_exactly() -> None:
+    runtime = Recorder(delay=0.02)
+    batcher = Batcher(runtime, max_rows=5)
+
+    async def main() -> list[Prediction]:
+        requests = [rows(10 * i, 10 * i + 1) for i in range(6)]  # 2 rows each
+        return await asyncio.gather(*(batcher.submit(r) for r in requests))
+
+    results = asyncio.run(main())
+    for i, (labels, proba) in enumerate(results):
+        assert labels.tolist() == [10 * i, 10 * i + 1]
+        assert proba is not None and proba[:, 1].tolist() == [-10 * i, -10 * i - 1]
+    assert runtime.calls[0] == 2  # the first request found the model idle
+    assert len(runtime.calls) < 6 and max(runtime.calls) <= 5  # batched, cut at max_rows
+    assert sum(runtime.calls) == 12
+    batcher.close()
+
+
+def test_a_request_over_max_rows_goes_alone_never_split() -> None:
+    runtime = Recorder(delay=0.02)
+    batcher = Batcher(runtime, max_rows=4)
+
+    async def main() -> list[Prediction]:
+        return await asyncio.gather(
+            batcher.submit(rows(1)), batcher.submit(rows(*range(10))), batcher.submit(rows(2))
+        )
+
+    results = asyncio.run(main())
+    assert results[1].labels.tolist() == list(range(10))
+    assert 10 in runtime.calls
+    batcher.close()
+
+
+def test_a_failing_predict_fails_only_its_batch() -> None:
+    calls = 0
+
+    def flaky(batch: np.ndarray) -> Prediction:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("boom")
+        return Prediction(batch[:, 0], None)
+
+    batcher = Batcher(flaky, max_rows=64)
+
+    async def main() -> None:
+        with pytest.raises(RuntimeError):
+            await batcher.submit(rows(1))
+        assert (await batcher.submit(rows(3))).labels.tolist() == [3]
+
+    asyncio.run(main())
+    batcher.close()
+
+
+def test_fast_predicts_run_inline_after_measuring() -> None:
+    runtime = Recorder()
+    batcher = Batcher(runtime, max_rows=64)
+
+    async def main() -> None:
+        for i in range(5):
+            await batcher.submit(rows(i))
+
+    asyncio.run(main())
+    assert threading.main_thread().name in runtime.threads
+    batcher.close()
+
+
+def test_waiting_past_the_timeout_raises() -> None:
+    runtime = Recorder(delay=0.3)
+    batcher = Batcher(runtime, max_rows=64, timeout=0.05)
+
+    async def main() -> None:
+        with pytest.raises(TimeoutError):
+            await batcher.submit(rows(1))
+
+    asyncio.run(main())
+    batcher.close()
