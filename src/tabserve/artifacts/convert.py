@@ -5,9 +5,10 @@ scikit-learn computes (measured: ../shared/PERFORMANCE-NOTES.md):
 
 - preprocessing runs in float64 (imputers are our own converter: skl2onnx's stores medians
   in float32 and refuses NaN as the missing marker of string columns);
-- the input of each tree ensemble is cast to float32 and back, since scikit-learn's trees
-  compare `float32(x)` with their thresholds; the ensemble then sums in double, and its
-  float output is cast to float64 (skl2onnx's float64 graph does not load without that).
+- tree ensembles keep their thresholds and leaf values in float64 (`*_as_tensor`), get their
+  input rounded to float32 and back (scikit-learn's trees compare `float32(x)`), sum in
+  double, and their float output is cast to float64 (skl2onnx's float64 graph does not load
+  in ONNX Runtime without that cast).
 
 The converted model is then run on the check rows (training + test, random rows within and
 just outside the training range, rows on every split threshold) and must give every label of
