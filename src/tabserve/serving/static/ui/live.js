@@ -86,7 +86,9 @@
 
   function draw() {
     const svg = $("chart");
-    const W = 640, H = 200, L = 8, R = 8, T = 18, B = 8;
+    // Drawn in the element's own pixel width, so labels are never stretched.
+    const W = Math.max(200, Math.round(svg.clientWidth || 640)), H = 200, L = 8, R = 8, T = 18, B = 8;
+    svg.setAttribute("viewBox", "0 0 " + W + " " + H);
     svg.replaceChildren();
     svg.appendChild(el("line", { x1: L, y1: H - B, x2: W - R, y2: H - B, class: "axis" }));
     const series = [["rate", "rate", "req/s"], ["p99", "p99", "ms"]];
