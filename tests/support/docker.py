@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 CACHE_DIR = Path(os.environ.get("TABSERVE_DOCKER_CACHE", "/var/tmp/tabserve-docker"))
 DEBIAN_CLIENT = "/usr/bin/docker"  # Debian's client has buildx; a newer one on PATH may not
@@ -40,6 +41,7 @@ class Engine:
     client: str
     env: dict[str, str]
     pidfile: Path | None = None  # set when we started dockerd ourselves
+    process: subprocess.Popen[bytes] | None = None
 
     def run(
         self, *args: str, check: bool = True, timeout: float = 600, input: bytes | None = None
@@ -108,17 +110,10 @@ def _locked(name: str) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _start_own_dockerd() -> Engine:
-    state = CACHE_DIR / "engine"
-    state.mkdir(parents=True, exist_ok=True)
-    sock = state / "docker.sock"
-    pidfile = state / "dockerd.pid"
-    env = {**os.environ, "DOCKER_HOST": f"unix://{sock}", "DOCKER_BUILDKIT": "1"}
-    engine = Engine(DEBIAN_CLIENT, env, pidfile)
-    if engine.works():  # left running by a session that is still using it
-        return Engine(DEBIAN_CLIENT, env, None)
-    log = (state / "dockerd.log").open("ab")
-    subprocess.Popen(
+def _spawn_dockerd(
+    sock: Path, state: Path, pidfile: Path, log: IO[bytes]
+) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
         [
             "/usr/sbin/dockerd",
             "-H",
@@ -138,6 +133,19 @@ def _start_own_dockerd() -> Engine:
         stderr=log,
         start_new_session=True,
     )
+
+
+def _start_own_dockerd() -> Engine:
+    state = CACHE_DIR / "engine"
+    state.mkdir(parents=True, exist_ok=True)
+    sock = state / "docker.sock"
+    pidfile = state / "dockerd.pid"
+    env = {**os.environ, "DOCKER_HOST": f"unix://{sock}", "DOCKER_BUILDKIT": "1"}
+    engine = Engine(DEBIAN_CLIENT, env, pidfile)
+    if engine.works():  # left running by a session that is still using it
+        return Engine(DEBIAN_CLIENT, env, None)
+    with (state / "dockerd.log").open("ab") as log:  # the child keeps its own descriptor
+        engine.process = _spawn_dockerd(sock, state, pidfile, log)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if engine.works():
@@ -153,6 +161,13 @@ def stop_engine(engine: Engine) -> None:
     pid = int(engine.pidfile.read_text().strip())
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, 15)
+    if engine.process is not None:
+        try:
+            engine.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            engine.process.kill()
+            engine.process.wait()
+        return
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -281,10 +296,10 @@ def local_registry(workdir: Path, port: int) -> Iterator[LocalRegistry]:
         f"storage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\n"
         f"http:\n  addr: 127.0.0.1:{port}\n"
     )
-    log = (workdir / "registry.log").open("wb")
-    process = subprocess.Popen(
-        ["/usr/bin/docker-registry", "serve", str(config)], stdout=log, stderr=log
-    )
+    with (workdir / "registry.log").open("wb") as log:  # the child keeps its own descriptor
+        process = subprocess.Popen(
+            ["/usr/bin/docker-registry", "serve", str(config)], stdout=log, stderr=log
+        )
     try:
         yield LocalRegistry(port, process)
     finally:
