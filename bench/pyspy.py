@@ -66,17 +66,28 @@ def finish_record(proc: subprocess.Popen[bytes], seconds: int, out: Path) -> Pat
 
 
 def top_frames(path: Path, n: int = 15) -> list[tuple[str, float]]:
-    """The frames with the most own (leaf) samples, with their share of all samples."""
+    """Where the samples were: per thread, then the innermost Python function of each sample.
+
+    Native frames (libc, ONNX Runtime, uvloop) are charged to the Python function that called
+    them, so idle waits read as `epoll`/`Condition.wait` callers and work as its Python owner.
+    """
     data = json.loads(path.read_text(encoding="utf-8"))
     frames = data["shared"]["frames"]
+    threads: Counter[str] = Counter()
     own: Counter[str] = Counter()
     total = 0.0
     for profile in data["profiles"]:
+        thread = str(profile.get("name", "?"))
         for stack, weight in zip(profile["samples"], profile["weights"], strict=True):
-            if not stack:
+            python = [frames[i] for i in stack if str(frames[i].get("file") or "").endswith(".py")]
+            leaf = python[-1] if python else (frames[stack[-1]] if stack else None)
+            if leaf is None:
                 continue
-            frame = frames[stack[-1]]
-            name = f"{frame['name']} ({Path(frame.get('file') or '?').name}:{frame.get('line', 0)})"
+            name = f"{leaf['name']} ({Path(leaf.get('file') or '?').name}:{leaf.get('line', 0)})"
             own[name] += weight
+            threads[f"thread {thread}"] += weight
             total += weight
-    return [(name, count / total) for name, count in own.most_common(n)] if total else []
+    if not total:
+        return []
+    per_thread = [(name, count / total) for name, count in threads.most_common(4)]
+    return per_thread + [(name, count / total) for name, count in own.most_common(n)]

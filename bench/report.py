@@ -240,7 +240,7 @@ def render(results: Results) -> str:
             f"\n## Profile\n\npy-spy on one tabserve worker during c=64: `{results.profile}`\n"
         )
         if results.profile_top:
-            out.append("| function (own time) | share of samples |\n|---|---:|")
+            out.append("| thread, then innermost Python function | share of samples |\n|---|---:|")
             out.extend(f"| `{name}` | {100 * share:.1f}% |" for name, share in results.profile_top)
     if results.notes:
         out.append("\n## Notes\n")
