@@ -67,7 +67,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
         def ready() -> bool:
             if process.poll() is not None:
-                raise RuntimeError(f"tabserve serve exited:\n{log_path.read_text(errors='replace')}")
+                raise RuntimeError(
+                    f"tabserve serve exited:\n{log_path.read_text(errors='replace')}"
+                )
             try:
                 return httpx.get(f"{url}/v2/health/ready", timeout=2).status_code == 200
             except httpx.TransportError:
