@@ -136,6 +136,20 @@ def test_server_not_ready_while_a_model_loads(services: dict[str, ModelService])
     serve(services, scenario)
 
 
+def test_a_model_not_loaded_yet_is_unavailable_not_unknown(
+    services: dict[str, ModelService],
+) -> None:
+    loading: dict[str, ModelService] = {}  # models appear here as they finish loading
+
+    async def scenario(stub: GRPCInferenceServiceStub) -> None:
+        code, details = await _code(stub.ModelInfer(_raw_request([FLOWER])))
+        assert code == Code.UNAVAILABLE
+        assert "still loading" in details
+        assert not (await stub.ModelReady(pb.ModelReadyRequest(name="iris"))).ready
+
+    serve(loading, scenario, ready=lambda: False)
+
+
 def test_ready_callable_answers_server_ready(services: dict[str, ModelService]) -> None:
     async def scenario(stub: GRPCInferenceServiceStub) -> None:
         assert not (await stub.ServerReady(pb.ServerReadyRequest())).ready

@@ -94,6 +94,12 @@ class InferenceServicer(GRPCInferenceServiceServicer):
     def _service(self, name: str, version: str) -> ModelService:
         services = self.services()
         service = services.get(name)
+        if service is None and not self._server_ready():
+            # Models appear in `services` as they finish loading: not an unknown name yet.
+            raise OverloadedError(
+                f"model {name!r} is not loaded yet: the server is still loading its models; "
+                "retry in a moment"
+            )
         if service is None:
             served = ", ".join(sorted(services)) or "none"
             raise ModelNotFoundError(f"model {name!r} is not served here; models: {served}")
@@ -133,6 +139,8 @@ class InferenceServicer(GRPCInferenceServiceServicer):
         """Whether one model (and version, when named) is ready; NOT_FOUND when not served."""
         try:
             service = self._service(request.name, request.version)
+        except OverloadedError:
+            return pb.ModelReadyResponse(ready=False)  # still loading: not ready, not unknown
         except TabserveError as error:
             await self._abort(context, error)
         return pb.ModelReadyResponse(ready=service.ready)
