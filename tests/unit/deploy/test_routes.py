@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from starlette.routing import Route
 from tests.unit.deploy.helpers import load_yaml_docs
@@ -14,7 +15,9 @@ from tabserve.types import Manifest
 
 
 def _get_paths(artifact: tuple[Manifest, Path]) -> set[str]:
-    app = create_app(Settings(), artifacts=[artifact])
+    app: Any = create_app(Settings(), artifacts=[artifact])
+    while not hasattr(app, "routes"):  # through the ASGI middleware to the router
+        app = app.app
     return {r.path for r in app.routes if isinstance(r, Route) and "GET" in (r.methods or set())}
 
 
