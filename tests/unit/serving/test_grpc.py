@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -17,7 +18,13 @@ import pandas as pd
 import pytest
 from sklearn.pipeline import Pipeline
 
-from tabserve.errors import OverloadedError, UsageError, ValidationError
+from tabserve.errors import (
+    OverloadedError,
+    RequestTimeoutError,
+    TabserveError,
+    UsageError,
+    ValidationError,
+)
 from tabserve.serving.grpc import start_grpc
 from tabserve.serving.grpc.protos import grpc_predict_v2_pb2 as pb
 from tabserve.serving.grpc.protos.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
@@ -540,6 +547,30 @@ def test_a_bug_is_internal_without_details(services: dict[str, ModelService]) ->
 def test_status_codes_for_the_error_tree() -> None:
     assert status_code(ValidationError("x")) == Code.INVALID_ARGUMENT
     assert status_code(OverloadedError("x")) == Code.UNAVAILABLE
+    assert status_code(RequestTimeoutError("x")) == Code.DEADLINE_EXCEEDED
+    assert status_code(TabserveError("x")) == Code.INTERNAL
+
+
+def test_a_slow_prediction_is_deadline_exceeded(iris: tuple[Manifest, Pipeline]) -> None:
+    manifest, pipeline = iris
+
+    class Slow(PipelineRuntime):
+        def predict(self, rows: np.ndarray) -> Any:
+            time.sleep(0.3)
+            return super().predict(rows)
+
+    settings = _settings(request_timeout=0.05)
+    service = ModelService(manifest, Slow(pipeline, manifest), settings)
+
+    async def scenario(stub: GRPCInferenceServiceStub) -> None:
+        code, details = await _code(stub.ModelInfer(_raw_request([FLOWER, SETOSA])))
+        assert code == Code.DEADLINE_EXCEEDED
+        assert "--request-timeout" in details
+
+    try:
+        serve({"iris": service}, scenario, settings)
+    finally:
+        service.close()
 
 
 def test_workers_share_the_port(services: dict[str, ModelService]) -> None:

@@ -25,6 +25,7 @@ from tabserve.errors import (
     OverloadedError,
     PayloadTooLargeError,
     RequestError,
+    RequestTimeoutError,
     TabserveError,
     UsageError,
     ValidationError,
@@ -49,6 +50,7 @@ SERVICE_NAME = "inference.GRPCInferenceService"
 STATUS_CODES: dict[type[TabserveError], grpc.StatusCode] = {
     ValidationError: grpc.StatusCode.INVALID_ARGUMENT,
     PayloadTooLargeError: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    RequestTimeoutError: grpc.StatusCode.DEADLINE_EXCEEDED,
     OverloadedError: grpc.StatusCode.UNAVAILABLE,
     RequestError: grpc.StatusCode.INVALID_ARGUMENT,
     UsageError: grpc.StatusCode.INVALID_ARGUMENT,
@@ -182,8 +184,8 @@ class InferenceServicer(GRPCInferenceServiceServicer):
             )
         self.in_flight += 1
         try:
-            async with asyncio.timeout(self.settings.request_timeout):
-                return await self._infer(request, context)
+            # --request-timeout is enforced where a request waits: in the batcher (504 in REST).
+            return await self._infer(request, context)
         except TabserveError as error:
             status = int(error.status)
             if isinstance(error, ValidationError):
@@ -191,13 +193,6 @@ class InferenceServicer(GRPCInferenceServiceServicer):
                     request.model_name, getattr(error, "reason", "invalid")
                 )
             await self._abort(context, error)
-        except TimeoutError:
-            status = 504
-            await context.abort(
-                grpc.StatusCode.DEADLINE_EXCEEDED,
-                f"the prediction took longer than --request-timeout "
-                f"({self.settings.request_timeout:g} s): retry, or send fewer rows",
-            )
         except asyncio.CancelledError:
             status = 499  # the client went away or its deadline passed
             raise
