@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.staticfiles import StaticFiles
 
 from tabserve import logging as tlog
-from tabserve.errors import ModelNotFoundError, TabserveError
+from tabserve.errors import ModelNotFoundError, OverloadedError, TabserveError
 from tabserve.serving import metrics, routes
 from tabserve.serving.inference import ModelService, PredictionSink, load_runtime
 from tabserve.serving.middleware import ServingMiddleware
@@ -86,6 +86,8 @@ class ServingState:
         """The service for a model name (and version, when the URL names one), else 404."""
         service = self.services.get(name)
         if service is None:
+            if self.expected > 0 and self.failed is None:
+                raise OverloadedError("the models are still loading: retry in a moment")
             raise routes.not_found(self, name)
         if version is not None and version != service.version:
             raise ModelNotFoundError(
