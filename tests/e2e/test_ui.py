@@ -200,8 +200,12 @@ def test_live_page_shows_the_request_just_made(page: Page, server: str) -> None:
     expect(page.locator('#class-table tr[data-class="2"] .live-count')).not_to_have_text("0")
     expect(page.locator("#requests")).not_to_have_text("0")
     expect(page.locator("#p99")).not_to_have_text("—")
-    # The second poll (3 s later) gives a rate and the first point of the chart.
-    expect(page.locator("#rate")).not_to_have_text("—", timeout=15_000)
-    expect(page.locator("#chart polyline")).to_have_count(2)
+    # Traffic while the page watches: the next polls show a rate and draw it.
+    for _ in range(20):
+        assert httpx.get(f"{server}/models/iris", params=FLOWER).status_code == 200
+    expect(page.locator("#rate")).not_to_have_text(re.compile(r"^(—|0\.00)$"), timeout=15_000)
+    expect(page.locator("#chart polyline.rate")).to_have_attribute(
+        "points", re.compile(r"\S+ \S+"), timeout=15_000
+    )
     expect(page.locator("#refresh")).to_contain_text("Updated")
     _shot(page, "live")
