@@ -107,6 +107,7 @@ metrics.set_model_loaded("iris", 1, 0.25)
 def test_counts_are_aggregated_across_processes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delenv(metrics.ENV_DIR, raising=False)  # so teardown restores "unset"
     folder = tmp_path / "prom"
     (folder).mkdir()
     (folder / "counter_99999.db").write_bytes(b"stale")  # left by a previous run
@@ -130,11 +131,12 @@ def test_counts_are_aggregated_across_processes(
         assert s[("tabserve_prediction_log_rows_spooled_total", ())] == 12
         assert s[("tabserve_model_load_seconds", (("model", "iris"), ("version", "1")))] == 0.25
     finally:
-        monkeypatch.delenv(metrics.ENV_DIR, raising=False)
+        os.environ.pop(metrics.ENV_DIR, None)
         metrics._build()
 
 
 def test_dead_worker_leaves_in_flight(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(metrics.ENV_DIR, raising=False)  # so teardown restores "unset"
     folder = metrics.prepare_multiprocess_dir(tmp_path / "prom")
     try:
         env = {**os.environ, metrics.ENV_DIR: str(folder)}
@@ -158,5 +160,5 @@ def test_dead_worker_leaves_in_flight(tmp_path: Path, monkeypatch: pytest.Monkey
         )
         assert s[req] == 1  # counters of a dead worker still count
     finally:
-        monkeypatch.delenv(metrics.ENV_DIR, raising=False)
+        os.environ.pop(metrics.ENV_DIR, None)
         metrics._build()
