@@ -12,6 +12,7 @@
     ├── ModelNotFoundError          unknown model name, version or alias (404)
     └── RequestError                a request the server refuses; carries its HTTP status
         ├── BadRequestError         malformed body: JSON, UTF-8, nesting (400)
+        ├── UnauthorizedError       missing or wrong bearer token (401)
         ├── ValidationError         well-formed but wrong for the model's schema (422)
         ├── UnsupportedMediaError   a Content-Type tabserve does not parse (415)
         ├── PayloadTooLargeError    body over --max-body-bytes (413)
@@ -86,6 +87,10 @@ class RequestError(TabserveError):
 
 class BadRequestError(RequestError):
     status = HTTPStatus.BAD_REQUEST
+
+
+class UnauthorizedError(RequestError):
+    status = HTTPStatus.UNAUTHORIZED
 
 
 class ValidationError(RequestError):

@@ -22,6 +22,7 @@ from starlette.staticfiles import StaticFiles
 from tabserve import logging as tlog
 from tabserve.errors import ModelNotFoundError, OverloadedError, TabserveError
 from tabserve.serving import metrics, routes
+from tabserve.serving.auth import with_auth
 from tabserve.serving.inference import ModelService, PredictionSink, load_runtime
 from tabserve.serving.middleware import ServingMiddleware
 from tabserve.serving.responses import encode, error_body, send_response
@@ -158,6 +159,7 @@ def _routes(state: ServingState) -> list[BaseRoute]:
         ("/v2/models/{name}/versions/{version}", routes.v2_model, get),
         ("/v2/models/{name}/versions/{version}/ready", routes.v2_model_ready, get),
         ("/v1/models/{name}", routes.v1_model, get),
+        ("/v1/models/{name}/feedback", routes.feedback, post),
         ("/ping", routes.ping, get),
         ("/health", routes.ping, get),
         ("/version", routes.version, get),
@@ -270,7 +272,7 @@ def create_app(
     # one layer, and the router's own 404/405 answer in JSON.
     router = Router(routes=_routes(state), default=_not_found, lifespan=lifespan)
     app = ServingMiddleware(
-        router,
+        with_auth(router, settings),  # the router itself when auth is off
         max_in_flight=settings.max_in_flight,
         timeout=settings.request_timeout,
         access_log=settings.access_log,
