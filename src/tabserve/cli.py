@@ -474,6 +474,9 @@ def serve(
         "port": port,
         "workers": workers,
         "request_timeout": request_timeout,
+    grpc_port: Annotated[
+        int | None, typer.Option(help="Also serve the Open Inference Protocol over gRPC here.")
+    ] = None,
         "graceful_timeout": graceful_timeout,
         "default_model": default_model,
         "log_level": log_level,
@@ -502,6 +505,7 @@ def serve(
 # --- monitor ------------------------------------------------------------------------------
 
 
+        "grpc_port": grpc_port,
 class _MonitorGroup(typer.core.TyperGroup):
     """`tabserve monitor NAME` means `tabserve monitor report NAME`; subcommands stay reachable."""
 
