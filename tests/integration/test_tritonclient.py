@@ -175,10 +175,11 @@ def test_tritonclient_compressed_requests_and_a_whole_batch(server: str, algorit
         assert proba.shape == (150, 3)
         np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
         # JSON inputs and JSON outputs work through the same client too.
-        inputs[0].set_data_from_numpy(np.array([FLOWER]), binary_data=False)
+        one = [httpclient.InferInput("input", [1, 4], "FP64")]
+        one[0].set_data_from_numpy(np.array([FLOWER]), binary_data=False)
         result = client.infer(
             "iris",
-            inputs,
+            one,
             outputs=[httpclient.InferRequestedOutput("predict", binary_data=False)],
             request_compression_algorithm=algorithm,
         )
