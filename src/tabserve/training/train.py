@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from tabserve.artifacts import store
+from tabserve.artifacts.convert import to_onnx
 from tabserve.artifacts.refs import check_name
 from tabserve.artifacts.registry import Registry, open_registry
 from tabserve.errors import DataSourceError, UsageError
@@ -117,20 +118,6 @@ def _location(registry: Registry, manifest: Manifest) -> str:
     return f"{registry.where} ({manifest.ref})"
 
 
-def _convert(
-    model: Any, manifest: Manifest, X_check: pd.DataFrame
-) -> tuple[bytes | None, RuntimeInfo]:
-    try:
-        from tabserve.artifacts.convert import to_onnx
-    except ModuleNotFoundError as error:
-        # A build without the converter still trains: the skops pipeline serves the model.
-        if error.name != "tabserve.artifacts.convert":
-            raise
-        return None, RuntimeInfo(kind="sklearn", file=store.MODEL, reason="no ONNX converter")
-    converted: tuple[bytes | None, RuntimeInfo] = to_onnx(model, manifest, X_check)
-    return converted
-
-
 def train(spec: TrainSpec, settings: Settings, progress: Progress | None = None) -> TrainResult:
     """Train one model version from spec and publish it to the registry."""
     say = progress or (lambda _message: None)
@@ -201,7 +188,7 @@ def train(spec: TrainSpec, settings: Settings, progress: Progress | None = None)
         runtime=RuntimeInfo(kind="sklearn", file=store.MODEL),
     )
     say("converting to ONNX and checking parity")
-    onnx_bytes, runtime = _convert(model, manifest, pd.concat([X_train, X_test]))
+    onnx_bytes, runtime = to_onnx(model, manifest, pd.concat([X_train, X_test]))
     manifest = msgspec.structs.replace(manifest, runtime=runtime)
     if onnx_bytes is not None:
         files[runtime.file] = onnx_bytes
