@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from tabserve.errors import DataSourceError, ValidationError
-from tabserve.monitoring.sinks import Sink, StoredRow
+from tabserve.monitoring.sinks import Sink, StoredRow, sink_from_settings
 from tabserve.serving import metrics
+from tabserve.settings import Settings
 
 MAX_ITEMS = 10_000
 
@@ -50,6 +51,17 @@ def record_feedback(sink: Sink, model: str, items: Sequence[tuple[str, int, Any]
     return n
 
 
+def store_feedback(settings: Settings, model: str, items: Sequence[tuple[str, int, Any]]) -> int:
+    """Open the prediction-log store, attach the labels, close it (blocking: off the event loop)."""
+    # A connection per call: feedback is rare next to predictions, and sqlite3 connections
+    # must stay in the thread that opened them.
+    sink = sink_from_settings(settings)
+    try:
+        return record_feedback(sink, model, items)
+    finally:
+        sink.close()
+
+
 def read_csv(path: Path) -> list[tuple[str, int, Any]]:
     """Feedback items from a CSV with columns request_id, row (optional) and label."""
     try:
@@ -83,6 +95,15 @@ def live_performance(rows: Sequence[StoredRow], regression: bool) -> dict[str, f
         }
     hits = sum(_same(r.output["label"], r.label) for r in labelled)
     return {"labelled": len(labelled), "accuracy": hits / len(labelled), "rmse": None}
+
+
+def publish_window(model: str, rows: Sequence[StoredRow], regression: bool) -> None:
+    """Set the live accuracy / RMSE gauges of every version found in a window of labelled rows."""
+    by_version: dict[int, list[StoredRow]] = {}
+    for row in rows:
+        by_version.setdefault(row.version, []).append(row)
+    for version, group in by_version.items():
+        publish_live_performance(model, version, group, regression)
 
 
 def publish_live_performance(

@@ -115,6 +115,16 @@ def save_manifest(folder: Path, manifest: Manifest) -> None:
     tmp.replace(path)
 
 
+def saved_manifests(folder: Path) -> list[tuple[str, int]]:
+    """(name, version) of every manifest saved beside the spool."""
+    found = []
+    for path in (folder / "manifests").glob("*.json"):
+        name, _, version = path.stem.rpartition("-")
+        if name and version.isdigit():
+            found.append((name, int(version)))
+    return sorted(found)
+
+
 def load_manifest(folder: Path, name: str, version: int) -> Manifest | None:
     """The manifest saved beside the spool, or None."""
     path = manifest_path(folder, name, version)

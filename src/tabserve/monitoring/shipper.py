@@ -24,7 +24,7 @@ from typing import IO
 
 from tabserve.errors import DatabaseError, TabserveError
 from tabserve.logging import get_logger
-from tabserve.monitoring import records, spool
+from tabserve.monitoring import feedback, records, spool
 from tabserve.monitoring.drift import DriftTracker
 from tabserve.monitoring.sinks import Sink, sink_from_settings
 from tabserve.serving import metrics
@@ -36,6 +36,9 @@ IDLE_POLL_S = 0.2
 BACKOFF_MIN_S = 0.2
 BACKOFF_MAX_S = 5.0
 PRUNE_EVERY_S = 3600.0
+PERFORMANCE_EVERY_S = 2.0  # how often live accuracy is recomputed from feedback
+PERFORMANCE_WINDOW_S = 86400.0  # feedback received in the last 24 h ...
+PERFORMANCE_WINDOW_ROWS = 10_000  # ... at most this many most recent labels
 
 log = get_logger("tabserve.shipper")
 
@@ -58,6 +61,7 @@ class Shipper:
         self._manifests: dict[tuple[str, int], Manifest | None] = {}
         self._opened = False
         self._last_prune = 0.0
+        self._last_performance = 0.0
 
     def _manifest(self, name: str, version: int) -> Manifest | None:
         key = (name, version)
@@ -107,6 +111,7 @@ class Shipper:
         for path in spool.closed_segments(self.folder):
             total += self.ship_segment(path)
         self._publish()
+        self._maybe_publish_performance()
         self._maybe_prune()
         return total
 
@@ -115,6 +120,23 @@ class Shipper:
         for model in self.drift.changed:
             metrics.set_drift(model, self.drift.psi(model))
         self.drift.changed.clear()
+
+    def _maybe_publish_performance(self) -> None:
+        """Live accuracy (RMSE) per model version over the recent feedback window."""
+        now = time.monotonic()
+        if now - self._last_performance < PERFORMANCE_EVERY_S:
+            return
+        self._last_performance = now
+        latest: dict[str, int] = {}
+        for name, version in records.saved_manifests(self.folder):
+            latest[name] = max(version, latest.get(name, version))
+        since = time.time() - PERFORMANCE_WINDOW_S
+        for name, version in latest.items():
+            manifest = self._manifest(name, version)
+            if manifest is None:
+                continue
+            rows = self.sink.labelled(name, since, PERFORMANCE_WINDOW_ROWS)
+            feedback.publish_window(name, rows, regression=manifest.task == "regression")
 
     def _maybe_prune(self) -> None:
         now = time.time()
@@ -248,7 +270,11 @@ class ShipperProcess:
             env["TABSERVE_DB_PASSWORD"] = password
         env["TABSERVE_LOG_LEVEL"] = self.settings.log_level
         env["TABSERVE_LOG_FORMAT"] = self.settings.log_format
-        return subprocess.Popen([sys.executable, "-m", "tabserve.monitoring.shipper"], env=env)
+        # A session of its own: a terminal's Ctrl-C reaches the master, which stops the shipper
+        # only after the workers flushed, instead of the shipper quitting before their last rows.
+        return subprocess.Popen(
+            [sys.executable, "-m", "tabserve.monitoring.shipper"], env=env, start_new_session=True
+        )
 
     def _supervise(self) -> None:
         while not self._stopping.is_set():

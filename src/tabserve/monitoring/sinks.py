@@ -61,6 +61,8 @@ class Sink(Protocol):
 
     def add_feedback(self, model: str, items: Sequence[tuple[str, int, Any]]) -> int: ...
 
+    def labelled(self, model: str, since: float, limit: int) -> list[StoredRow]: ...
+
     def close(self) -> None: ...
 
 
@@ -108,6 +110,8 @@ class SqliteSink:
                     request_id TEXT NOT NULL, row INTEGER NOT NULL, model TEXT NOT NULL,
                     label TEXT NOT NULL, received_at REAL NOT NULL,
                     PRIMARY KEY (request_id, row));
+                CREATE INDEX IF NOT EXISTS prediction_feedback_model
+                    ON prediction_feedback (model, received_at);
                 CREATE TABLE IF NOT EXISTS prediction_log_schema (version INTEGER NOT NULL);
                 """
             )
@@ -173,6 +177,24 @@ class SqliteSink:
         except sqlite3.Error as error:
             raise DatabaseError(f"cannot read the prediction log: {error}") from error
 
+    def labelled(self, model: str, since: float, limit: int) -> list[StoredRow]:
+        """Live rows with a true label received since `since`, the `limit` most recent."""
+        decode = msgspec.json.decode
+        try:
+            cur = self._db().execute(
+                "SELECT p.request_id, p.row, p.ts, p.version, p.role, p.input, p.output, f.label "
+                "FROM prediction_feedback f JOIN prediction_log p "
+                "ON p.request_id = f.request_id AND p.row = f.row AND p.role = 'live' "
+                "WHERE f.model = ? AND f.received_at >= ? ORDER BY f.received_at DESC LIMIT ?",
+                (model, since, limit),
+            )
+            return [
+                StoredRow(r[0], r[1], r[2], r[3], r[4], decode(r[5]), decode(r[6]), decode(r[7]))
+                for r in cur
+            ]
+        except sqlite3.Error as error:
+            raise DatabaseError(f"cannot read feedback: {error}") from error
+
     def add_feedback(self, model: str, items: Sequence[tuple[str, int, Any]]) -> int:
         """Attach true labels by (request_id, row); a later label replaces an earlier one."""
         now = datetime.now(UTC).timestamp()
@@ -209,6 +231,7 @@ CREATE INDEX IF NOT EXISTS prediction_log_model_ts ON prediction_log (model, ts)
 CREATE TABLE IF NOT EXISTS prediction_feedback (
     request_id text NOT NULL, "row" integer NOT NULL, model text NOT NULL, label jsonb NOT NULL,
     received_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (request_id, "row"));
+CREATE INDEX IF NOT EXISTS prediction_feedback_model ON prediction_feedback (model, received_at);
 CREATE TABLE IF NOT EXISTS prediction_log_schema (version integer NOT NULL);
 """
 
@@ -330,6 +353,23 @@ class PostgresSink:
             return [StoredRow(*r) for r in cur]
         except psycopg.Error as error:
             raise self._fail("cannot read the prediction log", error) from error
+
+    def labelled(self, model: str, since: float, limit: int) -> list[StoredRow]:
+        """Live rows with a true label received since `since`, the `limit` most recent."""
+        import psycopg
+
+        try:
+            cur = self._db().execute(
+                'SELECT p.request_id, p."row", extract(epoch from p.ts)::float8, p.version, '
+                "p.role, p.input, p.output, f.label FROM prediction_feedback f "
+                "JOIN prediction_log p "
+                'ON p.request_id = f.request_id AND p."row" = f."row" AND p.role = \'live\' '
+                "WHERE f.model = %s AND f.received_at >= %s ORDER BY f.received_at DESC LIMIT %s",
+                (model, datetime.fromtimestamp(since, UTC), limit),
+            )
+            return [StoredRow(*r) for r in cur]
+        except psycopg.Error as error:
+            raise self._fail("cannot read feedback", error) from error
 
     def add_feedback(self, model: str, items: Sequence[tuple[str, int, Any]]) -> int:
         """Attach true labels by (request_id, row); a later label replaces an earlier one."""

@@ -44,13 +44,39 @@ def _child_exit(server: Any, worker: Any) -> None:
     metrics.mark_worker_dead(worker.pid)
 
 
+def _when_ready(server: Any) -> None:
+    # Listening, not yet forked: the shipper runs beside the workers, supervised by the master.
+    server.app.start_shipper()
+
+
+def _on_exit(server: Any) -> None:
+    # Every worker has exited and flushed its buffer to the spool: the shipper drains it.
+    server.app.stop_shipper()
+
+
 class TabserveApplication(BaseApplication):  # type: ignore[misc]
     """gunicorn configured in code: no config file and no command line of its own."""
 
     def __init__(self, settings: Settings, artifacts: list[tuple[Manifest, Path]]) -> None:
         self.settings = settings
         self.artifacts = artifacts
+        self.shipper: Any = None
         super().__init__()
+
+    def start_shipper(self) -> None:
+        """In the master: start the prediction-log shipper process (when the log is on)."""
+        if self.settings.prediction_log and self.shipper is None:
+            from tabserve.monitoring.shipper import start_shipper
+
+            self.shipper = start_shipper(self.settings)
+
+    def stop_shipper(self) -> None:
+        """In the master at exit: let the shipper drain the spool, then stop it."""
+        if self.shipper is not None:
+            from tabserve.monitoring.shipper import stop_shipper
+
+            stop_shipper(self.shipper)
+            self.shipper = None
 
     def load_config(self) -> None:
         """gunicorn settings from tabserve's."""
@@ -67,6 +93,8 @@ class TabserveApplication(BaseApplication):  # type: ignore[misc]
             "errorlog": "-",
             "loglevel": s.log_level,
             "child_exit": _child_exit,
+            "when_ready": _when_ready,
+            "on_exit": _on_exit,
             "proc_name": "tabserve",
             # gunicorn's control socket sits at one fixed path per user: servers would collide.
             "control_socket_disable": True,
@@ -110,9 +138,11 @@ def serve(settings: Settings) -> None:
         log.info("serving", model=manifest.name, version=manifest.version, folder=str(path))
     folder = tempfile.mkdtemp(prefix="tabserve-metrics-")
     metrics.prepare_multiprocess_dir(folder)
+    application = TabserveApplication(settings, artifacts)
     try:
-        TabserveApplication(settings, artifacts).run()
+        application.run()
     finally:
+        application.stop_shipper()  # no-op when on_exit already stopped it
         metrics.remove_multiprocess_dir(folder)
 
 
@@ -124,13 +154,23 @@ def run_dev(settings: Settings) -> None:
 
     tlog.configure(settings.log_level, settings.log_format)
     app = create_app(settings, artifacts=prepare(settings))
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        loop="uvloop",
-        http="httptools",
-        server_header=False,
-        access_log=False,
-        log_level=settings.log_level,
-    )
+    shipper = None
+    if settings.prediction_log:
+        from tabserve.monitoring.shipper import ShipperThread
+
+        shipper = ShipperThread(settings).start()
+    try:
+        uvicorn.run(
+            app,
+            host=settings.host,
+            port=settings.port,
+            loop="uvloop",
+            http="httptools",
+            server_header=False,
+            access_log=False,
+            log_level=settings.log_level,
+        )
+    finally:
+        # uvicorn returns after the lifespan flushed the buffer: the spool is complete.
+        if shipper is not None:
+            shipper.stop()
