@@ -458,6 +458,9 @@ def serve(
     max_body_bytes: Annotated[
         int | None, typer.Option(help="Largest request body (else 413).")
     ] = None,
+    grpc_port: Annotated[
+        int | None, typer.Option(help="Also serve the Open Inference Protocol over gRPC here.")
+    ] = None,
     dev: Annotated[
         bool, typer.Option("--dev", help="One in-process server, no worker supervision.")
     ] = False,
@@ -474,9 +477,6 @@ def serve(
         "port": port,
         "workers": workers,
         "request_timeout": request_timeout,
-    grpc_port: Annotated[
-        int | None, typer.Option(help="Also serve the Open Inference Protocol over gRPC here.")
-    ] = None,
         "graceful_timeout": graceful_timeout,
         "default_model": default_model,
         "log_level": log_level,
@@ -485,6 +485,7 @@ def serve(
         "batch_max_wait_ms": batch_max_wait_ms,
         "max_batch_rows": max_batch_rows,
         "max_body_bytes": max_body_bytes,
+        "grpc_port": grpc_port,
     }
     try:
         try:
@@ -505,7 +506,6 @@ def serve(
 # --- monitor ------------------------------------------------------------------------------
 
 
-        "grpc_port": grpc_port,
 class _MonitorGroup(typer.core.TyperGroup):
     """`tabserve monitor NAME` means `tabserve monitor report NAME`; subcommands stay reachable."""
 

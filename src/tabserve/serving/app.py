@@ -256,7 +256,6 @@ def create_app(
             state.expected = len(todo)
             loader = asyncio.ensure_future(asyncio.to_thread(_load, state, todo, settings))
             loader.add_done_callback(lambda f: _loaded(state, f))
-        try:
         grpc_handle = None
         if settings.grpc_port is not None:
             from tabserve.serving.grpc import start_grpc  # after the fork: gRPC is not fork-safe
@@ -264,11 +263,12 @@ def create_app(
             grpc_handle = await start_grpc(
                 lambda: state.services, settings, settings.grpc_port, ready=lambda: state.ready
             )
+        try:
             yield
         finally:
-            if loader is not None and not loader.done():
             if grpc_handle is not None:
                 await grpc_handle.stop(min(5.0, settings.graceful_timeout))
+            if loader is not None and not loader.done():
                 with contextlib.suppress(BaseException):
                     await loader
             if predlog is not None:
