@@ -446,6 +446,22 @@ def serve(
     access_log: Annotated[
         bool | None, typer.Option("--access-log/--no-access-log", help="One log line per request.")
     ] = None,
+    log_format: Annotated[
+        str | None, typer.Option(help="json (default) or console (human-readable).")
+    ] = None,
+    prediction_log_retention_days: Annotated[
+        int | None, typer.Option(help="Prune prediction-log rows older than this.")
+    ] = None,
+    prediction_log_sync: Annotated[
+        bool | None,
+        typer.Option(
+            "--prediction-log-sync/--no-prediction-log-sync",
+            help="Answer only once the request's rows are fsync'd in the spool.",
+        ),
+    ] = None,
+    on_log_full: Annotated[
+        str | None, typer.Option(help="When the spool is full: refuse (503, default) or drop.")
+    ] = None,
     batch_max_rows: Annotated[
         int | None, typer.Option(help="Adaptive batching: most rows in one predict call.")
     ] = None,
@@ -481,6 +497,10 @@ def serve(
         "default_model": default_model,
         "log_level": log_level,
         "access_log": access_log,
+        "log_format": log_format,
+        "prediction_log_retention_days": prediction_log_retention_days,
+        "prediction_log_sync": prediction_log_sync,
+        "on_log_full": on_log_full,
         "batch_max_rows": batch_max_rows,
         "batch_max_wait_ms": batch_max_wait_ms,
         "max_batch_rows": max_batch_rows,

@@ -56,7 +56,8 @@ class Served:
 
     def output(self) -> str:
         """Everything the server wrote to stdout and stderr so far."""
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def ready(self) -> bool:

@@ -159,6 +159,7 @@ def _routes(state: ServingState) -> list[BaseRoute]:
         ("/v2/models/{name}/versions/{version}", routes.v2_model, get),
         ("/v2/models/{name}/versions/{version}/ready", routes.v2_model_ready, get),
         ("/v1/models/{name}", routes.v1_model, get),
+        ("/v1/models/{name}/feedback", routes.feedback, post),
         ("/ping", routes.ping, get),
         ("/health", routes.ping, get),
         ("/version", routes.version, get),

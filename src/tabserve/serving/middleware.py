@@ -139,12 +139,13 @@ class ServingMiddleware:
         metrics.observe_request(route, scope["method"], status, seconds)
         if self.access_log:
             params = scope.get("path_params") or {}
+            served = scope.get("tabserve.served")  # the manifest that answered, when one did
             tlog.access(
                 request_id=request_id,
                 route=route,
                 method=scope["method"],
                 status=status,
                 seconds=seconds,
-                model=params.get("name"),
-                version=params.get("version"),
+                model=served.name if served is not None else params.get("name"),
+                version=served.version if served is not None else params.get("version"),
             )

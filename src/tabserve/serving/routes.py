@@ -101,6 +101,7 @@ async def lecture_get(state: ServingState, scope: Scope, receive: Receive, send:
     prediction, manifest = await service.predict(
         rows, request_id=request_id, client_request_id=client_id
     )
+    scope["tabserve.served"] = manifest  # the access log names the model and version
     await send_response(
         send,
         200,
@@ -131,6 +132,7 @@ async def _v1_predict(
     prediction, manifest = await service.predict(
         rows, request_id=request_id, client_request_id=client_id
     )
+    scope["tabserve.served"] = manifest  # the access log names the model and version
     await send_response(
         send,
         200,
@@ -230,6 +232,7 @@ async def v2_infer(state: ServingState, scope: Scope, receive: Receive, send: Se
     prediction, manifest = await service.predict(
         rows, request_id=request_id, client_request_id=client_id
     )
+    scope["tabserve.served"] = manifest  # the access log names the model and version
     payload, json_length = oip_v2.encode(manifest, prediction, request)
     headers = [_version_header(manifest.version)]
     content_type = JSON
@@ -262,6 +265,7 @@ async def invocations(state: ServingState, scope: Scope, receive: Receive, send:
     prediction, manifest = await service.predict(
         rows, request_id=request_id, client_request_id=client_id
     )
+    scope["tabserve.served"] = manifest  # the access log names the model and version
     await send_response(
         send,
         200,
@@ -281,6 +285,23 @@ async def version(state: ServingState, scope: Scope, receive: Receive, send: Sen
     """`GET /version`: the served models' references (never a software version)."""
     refs = [s.manifest.ref for s in state.services.values()]
     await send_response(send, 200, encode({"models": refs}))
+
+
+# -- monitoring ------------------------------------------------------------------------------
+
+
+async def feedback(state: ServingState, scope: Scope, receive: Receive, send: Send) -> None:
+    """`POST /v1/models/NAME/feedback`: true labels for logged predictions, by request id and row."""
+    import asyncio
+
+    from tabserve.monitoring.feedback import parse_items, store_feedback
+
+    name = scope["path_params"]["name"]
+    state.service(name)  # 404 for a model not served here
+    bodies.require_json(scope)
+    items = parse_items(bodies.decode_json(await _json_body(scope, receive, state)))
+    stored = await asyncio.to_thread(store_feedback, state.settings, name, items)
+    await send_response(send, 200, encode({"model": name, "labels": stored}))
 
 
 # -- operations ------------------------------------------------------------------------------

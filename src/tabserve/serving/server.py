@@ -10,6 +10,7 @@ replaced by the master; SIGTERM stops accepting, lets in-flight requests finish 
 from __future__ import annotations
 
 import math
+import signal
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -159,6 +160,9 @@ def run_dev(settings: Settings) -> None:
         from tabserve.monitoring.shipper import ShipperThread
 
         shipper = ShipperThread(settings).start()
+    # uvicorn re-raises the SIGTERM it handled once it has shut down; with the default handler
+    # that would kill the process before the shipper drains. This one lets run() return.
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)
     try:
         uvicorn.run(
             app,
@@ -169,8 +173,10 @@ def run_dev(settings: Settings) -> None:
             server_header=False,
             access_log=False,
             log_level=settings.log_level,
+            log_config=None,  # keep tabserve's structured logging for uvicorn's own lines
         )
     finally:
+        signal.signal(signal.SIGTERM, previous)
         # uvicorn returns after the lifespan flushed the buffer: the spool is complete.
         if shipper is not None:
             shipper.stop()
