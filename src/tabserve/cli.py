@@ -477,6 +477,14 @@ def serve(
     grpc_port: Annotated[
         int | None, typer.Option(help="Also serve the Open Inference Protocol over gRPC here.")
     ] = None,
+    registry_poll: Annotated[
+        float | None,
+        typer.Option(help="Seconds between registry polls; a moved alias is hot-swapped (2)."),
+    ] = None,
+    shadow: Annotated[
+        list[str] | None,
+        typer.Option(help="NAME:VERSION sent a copy of each live request (repeatable)."),
+    ] = None,
     dev: Annotated[
         bool, typer.Option("--dev", help="One in-process server, no worker supervision.")
     ] = False,
@@ -506,6 +514,8 @@ def serve(
         "max_batch_rows": max_batch_rows,
         "max_body_bytes": max_body_bytes,
         "grpc_port": grpc_port,
+        "registry_poll": registry_poll,
+        "shadow": shadow or None,
     }
     try:
         try:

@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     threads_per_worker: int | None = None  # intra-op threads; default cores // workers
     max_in_flight: int = Field(1024, ge=1)  # per worker; past it 503 + Retry-After
     registry_poll: float = Field(2.0, gt=0)
+    shadow: list[str] = []  # candidate versions sent a copy of each live request
 
     # logs and monitoring
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -63,7 +64,7 @@ class Settings(BaseSettings):
     open_metrics: bool = True
     admin_token: SecretStr | None = None
 
-    @field_validator("models", mode="before")
+    @field_validator("models", "shadow", mode="before")
     @classmethod
     def _split_models(cls, value: object) -> object:
         if isinstance(value, str):

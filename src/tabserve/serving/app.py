@@ -1,10 +1,11 @@
 """`create_app(settings, registry)`: the routes, one pure ASGI middleware, a lifespan that loads models.
 
-The lifespan runs in each worker after the fork: it starts loading every model in a thread
-and returns at once, so `/v2/health/live` answers while `/v2/health/ready` says 503 until each
-model is loaded and self-tested. The master (server.py) has already resolved and verified
-the artifacts and hands their folders over as `artifacts`; tests hand in loaded runtimes as
-`models`.
+The lifespan runs in each worker after the fork: it loads every model in a thread and
+self-tests it before startup completes, so a worker accepts connections only once it can
+predict (a failed load makes the worker exit non-zero and gunicorn stop). The master
+(server.py) has already resolved and verified the artifacts and hands their folders over as
+`artifacts` (the served refs' first, then the --shadow ones); tests hand in loaded runtimes as
+`models`. Afterwards `lifecycle.py` polls the registry and hot-swaps moved references.
 """
 
 from __future__ import annotations
@@ -20,10 +21,16 @@ from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.staticfiles import StaticFiles
 
 from tabserve import logging as tlog
-from tabserve.errors import ModelNotFoundError, OverloadedError, TabserveError
+from tabserve.errors import (
+    ModelNotFoundError,
+    OverloadedError,
+    TabserveError,
+    UsageError,
+)
 from tabserve.serving import metrics, routes
 from tabserve.serving.auth import with_auth
 from tabserve.serving.inference import ModelService, PredictionSink, load_runtime
+from tabserve.serving.lifecycle import ADMIN_RELOAD, Poller, ShadowTraffic, admin_reload
 from tabserve.serving.middleware import ServingMiddleware
 from tabserve.serving.responses import encode, error_body, send_response
 from tabserve.settings import Settings
@@ -39,8 +46,8 @@ log = tlog.get_logger("tabserve.serving")
 Scope = MutableMapping[str, Any]
 
 
-def resolve_artifacts(settings: Settings, registry: Registry) -> list[tuple[Manifest, Path]]:
-    """Each model to serve as a verified local folder (every model's newest/production when none named)."""
+def served_refs(settings: Settings, registry: Registry) -> list[str]:
+    """The references served: those named, else every model's name (production, else newest)."""
     refs = list(settings.models)
     if not refs:
         refs = sorted({record.name for record in registry.list()})
@@ -49,8 +56,13 @@ def resolve_artifacts(settings: Settings, registry: Registry) -> list[tuple[Mani
                 f"no models in {registry.where}: train one with `tabserve train` or import one "
                 "with `tabserve import`"
             )
+    return refs
+
+
+def resolve_artifacts(settings: Settings, registry: Registry) -> list[tuple[Manifest, Path]]:
+    """A verified local folder per served reference, then one per --shadow reference."""
     artifacts = []
-    for ref in refs:
+    for ref in [*served_refs(settings, registry), *settings.shadow]:
         record = registry.resolve(ref)
         artifacts.append(registry.fetch(record.ref))
     return artifacts
@@ -62,7 +74,10 @@ class ServingState:
     def __init__(self, settings: Settings, sink: PredictionSink | None = None) -> None:
         self.settings = settings
         self.sink = sink
-        self.services: dict[str, ModelService] = {}
+        self.services: dict[str, ModelService] = {}  # name -> the unversioned routes' service
+        self.loaded: list[ModelService] = []  # every routable service, several per name allowed
+        self.shadows: list[ShadowTraffic] = []
+        self.poller: Poller | None = None
         self.default_name: str | None = settings.default_model
         self.expected = 0  # models still to load
         self.failed: str | None = None
@@ -74,13 +89,14 @@ class ServingState:
         return (
             self.failed is None
             and self.expected == 0
-            and bool(self.services)
-            and all(s.ready for s in self.services.values())
+            and bool(self.loaded)
+            and all(s.ready for s in self.loaded)
         )
 
     def add(self, service: ModelService) -> None:
-        """Serve one more model (the first added is the default when none is named)."""
-        self.services[service.name] = service
+        """Serve one more model version (the first of a name answers its unversioned routes)."""
+        self.services.setdefault(service.name, service)
+        self.loaded.append(service)
         self._openapi = None
 
     def service(self, name: str, version: str | None = None) -> ModelService:
@@ -90,11 +106,15 @@ class ServingState:
             if self.expected > 0 and self.failed is None:
                 raise OverloadedError("the models are still loading: retry in a moment")
             raise routes.not_found(self, name)
-        if version is not None and version != service.version:
-            raise ModelNotFoundError(
-                f"version {version!r} of {name} is not served here; served: {service.version}"
-            )
-        return service
+        if version is None or version == service.version:
+            return service
+        for other in self.loaded:
+            if other.name == name and other.version == version:
+                return other
+        served = sorted({s.version for s in self.loaded if s.name == name}, key=_version_order)
+        raise ModelNotFoundError(
+            f"version {version!r} of {name} is not loaded here; loaded: {', '.join(served)}"
+        )
 
     def lecture_service(self, name: str | None) -> ModelService:
         """The model behind `GET /` and `/invocations` (or `/models/NAME`)."""
@@ -131,8 +151,14 @@ class ServingState:
 
     def close(self) -> None:
         """Release every runtime."""
-        for service in self.services.values():
+        for service in self.loaded:
             service.close()
+        for shadow in self.shadows:
+            shadow.candidate.close()
+
+
+def _version_order(version: str) -> tuple[int, str]:
+    return (int(version), "") if version.isdigit() else (0, version)
 
 
 def _route(state: ServingState, path: str, handler: routes.Handler, methods: list[str]) -> Route:
@@ -204,20 +230,24 @@ def _load(
     state: ServingState,
     artifacts: Sequence[tuple[Manifest, Path]],
     settings: Settings,
-) -> None:
-    """Load every runtime (in a thread), self-test it, and start serving it."""
+) -> list[ModelService]:
+    """Load every runtime (in a thread) and self-test it; the last len(--shadow) are shadows."""
     threads = settings.intra_op_threads()
-    for manifest, path in artifacts:
+    served = len(artifacts) - len(settings.shadow)
+    loaded = []
+    for i, (manifest, path) in enumerate(artifacts):
         started = time.perf_counter()
         runtime = load_runtime(path, manifest, threads=threads, settings=settings)
-        service = ModelService(manifest, runtime, settings, state.sink)
-        state.add(service)
+        # A shadow's predicts always leave the event loop: it must never slow live requests.
+        service = ModelService(manifest, runtime, settings, state.sink, inline=i < served)
+        loaded.append(service)
         state.expected -= 1
         seconds = time.perf_counter() - started
         metrics.set_model_loaded(manifest.name, manifest.version, seconds)
         log.info(
             "model ready", model=manifest.name, version=manifest.version, seconds=round(seconds, 3)
         )
+    return loaded
 
 
 def create_app(
@@ -240,7 +270,6 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
-        loader: asyncio.Future[Any] | None = None
         predlog = None
         if settings.prediction_log and state.sink is None:
             from tabserve.monitoring.predlog import PredictionLog
@@ -254,9 +283,17 @@ def create_app(
         if todo is None and models is None and registry is not None:
             todo = await asyncio.to_thread(resolve_artifacts, settings, registry)
         if todo:
+            # Startup waits for the models: the worker accepts connections only once it can
+            # predict; an exception here makes uvicorn exit the worker non-zero.
             state.expected = len(todo)
-            loader = asyncio.ensure_future(asyncio.to_thread(_load, state, todo, settings))
-            loader.add_done_callback(lambda f: _loaded(state, f))
+            try:
+                loaded = await asyncio.to_thread(_load, state, todo, settings)
+                await _start_lifecycle(state, loaded, settings, registry)
+            except BaseException as error:
+                state.failed = str(error)
+                tlog.log_error("model load failed", error)
+                state.close()
+                raise
         grpc_handle = None
         if settings.grpc_port is not None:
             from tabserve.serving.grpc import start_grpc  # after the fork: gRPC is not fork-safe
@@ -269,9 +306,10 @@ def create_app(
         finally:
             if grpc_handle is not None:
                 await grpc_handle.stop(min(5.0, settings.graceful_timeout))
-            if loader is not None and not loader.done():
-                with contextlib.suppress(BaseException):
-                    await loader
+            if state.poller is not None:
+                await state.poller.stop()
+            for shadow in state.shadows:
+                await shadow.stop()
             if predlog is not None:
                 await predlog.close()
             state.close()
@@ -281,7 +319,7 @@ def create_app(
     # one layer, and the router's own 404/405 answer in JSON.
     router = Router(routes=_routes(state), default=_not_found, lifespan=lifespan)
     app = ServingMiddleware(
-        with_auth(router, settings),  # the router itself when auth is off
+        _admin(with_auth(router, settings), state),  # the router itself when auth is off
         max_in_flight=settings.max_in_flight,
         timeout=settings.request_timeout,
         access_log=settings.access_log,
@@ -290,11 +328,56 @@ def create_app(
     return app
 
 
-def _loaded(state: ServingState, future: asyncio.Future[Any]) -> None:
-    if future.cancelled():
-        state.failed = "cancelled"
-        return
-    error = future.exception()
-    if error is not None:
-        state.failed = str(error)
-        tlog.log_error("model load failed", error)
+def _admin(app: Any, state: ServingState) -> Any:
+    """`POST /admin/reload` ahead of the API-token check (it has its own token); else app itself."""
+    if state.settings.admin_token is None:
+        return app  # the route does not exist: 404 like any unknown path
+    reload = routes.Endpoint(state, admin_reload, ADMIN_RELOAD)
+
+    async def gate(scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] == ADMIN_RELOAD:
+            if scope["method"] != "POST":
+                error = TabserveError(f"{scope['method']} is not allowed here: use POST")
+                await send_response(send, 405, error_body(error), headers=[(b"allow", b"POST")])
+                return
+            await reload(scope, receive, send)
+            return
+        await app(scope, receive, send)
+
+    return gate
+
+
+async def _start_lifecycle(
+    state: ServingState,
+    loaded: list[ModelService],
+    settings: Settings,
+    registry: Registry | None,
+) -> None:
+    """Serve the loaded services, attach the shadows, start polling the unpinned references."""
+    served = len(loaded) - len(settings.shadow)
+    refs = list(settings.models) or [s.name for s in loaded[:served]]
+    for service in loaded[:served]:
+        state.add(service)
+    for ref, candidate in zip(settings.shadow, loaded[served:], strict=True):
+        live = state.services.get(candidate.name)
+        if live is None:
+            raise UsageError(
+                f"--shadow {ref}: no version of {candidate.name} is served to copy requests from"
+            )
+        shadow = ShadowTraffic(live, candidate)
+        shadow.start()
+        state.shadows.append(shadow)
+    tracked = [
+        *zip(refs, loaded[:served], strict=True),
+        *zip(settings.shadow, loaded[served:], strict=True),
+    ]
+
+    def open_registry() -> Registry:
+        if registry is not None:
+            return registry
+        from tabserve.artifacts.registry import open_registry as open_
+
+        return open_(settings)
+
+    state.poller = Poller(settings, tracked, open_registry, owned=registry is None)
+    state.poller.start()

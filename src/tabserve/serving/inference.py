@@ -9,13 +9,13 @@ call site, `_log`, through the small `PredictionSink` protocol (default: no-op).
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
-from tabserve.errors import ArtifactError, RequestTimeoutError
+from tabserve.errors import ArtifactError, OverloadedError, RequestTimeoutError
 from tabserve.logging import get_logger
 from tabserve.serving import metrics
 from tabserve.serving.batching import Batcher
@@ -24,10 +24,13 @@ from tabserve.settings import Settings
 from tabserve.types import Manifest, Prediction, Runtime, RuntimeKind
 
 __all__ = [
+    "LoadedVersion",
     "ModelService",
     "NullSink",
     "PipelineRuntime",
     "PredictionSink",
+    "check",
+    "input_signature",
     "load_runtime",
     "self_test_row",
 ]
@@ -125,8 +128,58 @@ def self_test_row(schema: Schema) -> np.ndarray:
     return np.array([row], dtype=schema.dtype)
 
 
+Shadow = Callable[[np.ndarray, Prediction, Manifest, str, "str | None"], None]
+
+
+def input_signature(manifest: Manifest) -> tuple[tuple[Any, ...], ...]:
+    """What validation depends on: rows validated for one signature fit any version sharing it."""
+    return tuple(
+        (f.name, f.column, f.kind, f.nullable, tuple(f.categories or ())) for f in manifest.features
+    )
+
+
+class LoadedVersion:
+    """One loaded version with its own batcher: each batch is predicted and labelled by one pair."""
+
+    def __init__(
+        self, manifest: Manifest, runtime: Runtime, schema: Schema, batcher: Batcher
+    ) -> None:
+        self.manifest = manifest
+        self.runtime = runtime
+        self.schema = schema
+        self.batcher = batcher
+        self.version = str(manifest.version)
+        self.signature = input_signature(manifest)
+        self.in_flight = 0  # requests submitted to this version and not yet answered
+        self.retired = False
+        self.closed = False
+
+    def release(self) -> None:
+        """One request answered; the last one out of a retired version closes it."""
+        self.in_flight -= 1
+        if self.retired and self.in_flight == 0:
+            self.close()
+
+    def retire(self) -> None:
+        """No new requests come here: close now, or when the in-flight ones are answered."""
+        self.retired = True
+        if self.in_flight == 0:
+            self.close()
+
+    def close(self) -> None:
+        """Release the runtime and the predict thread."""
+        if not self.closed:
+            self.closed = True
+            self.batcher.close()
+            self.runtime.close()
+
+
 class ModelService:
-    """One served model version: validate with `schema`, then `await predict(rows)`."""
+    """One served model: validate with `schema`, then `await predict(rows)`.
+
+    The version serving it can change (`swap`, hot swap on promote): each request is pinned
+    to the version current when it is submitted, and is predicted and labelled by it.
+    """
 
     def __init__(
         self,
@@ -134,51 +187,88 @@ class ModelService:
         runtime: Runtime | None,
         settings: Settings,
         sink: PredictionSink | None = None,
+        *,
+        inline: bool = True,
     ) -> None:
         self.settings = settings
         self.sink: PredictionSink = sink or NullSink()
-        self.manifest = manifest
-        self.schema = Schema(manifest, settings.max_batch_rows)
         self.name = manifest.name
-        self.version = str(manifest.version)
-        self.runtime: Runtime | None = None
-        self.ready = False
         self.classifier = manifest.task == "classification"
-        self.batcher = Batcher(
-            self._predict,
-            max_rows=settings.batch_max_rows,
-            max_wait=settings.batch_max_wait_ms / 1000.0,
-            observe=self._observe,
-            name=manifest.name,
-            timeout=settings.request_timeout,
-        )
+        self.inline = inline  # False for a shadow: its predicts always leave the event loop
+        self.ready = False
+        self.current: LoadedVersion | None = None
+        self.swaps = 0  # versions switched in after the first
+        self.shadow: Shadow | None = None  # called with each live answer (shadow traffic)
+        self._manifest = manifest  # what the metadata shows until a runtime is in
+        self._schema = Schema(manifest, settings.max_batch_rows)
         if runtime is not None:
             self.swap(manifest, runtime)
+
+    @property
+    def manifest(self) -> Manifest:
+        """The manifest of the version serving now."""
+        current = self.current
+        return self._manifest if current is None else current.manifest
+
+    @property
+    def schema(self) -> Schema:
+        """The schema requests are validated with now."""
+        current = self.current
+        return self._schema if current is None else current.schema
+
+    @property
+    def version(self) -> str:
+        """The version serving now."""
+        return str(self.manifest.version)
+
+    @property
+    def runtime(self) -> Runtime | None:
+        """The runtime serving now."""
+        current = self.current
+        return None if current is None else current.runtime
 
     def _observe(self, rows: int, wait: float) -> None:
         metrics.observe_batch(self.name, rows, wait)
 
-    def _predict(self, rows: np.ndarray) -> Prediction:
-        runtime = self.runtime
-        if runtime is None:
-            raise ArtifactError(f"{self.name} has no runtime loaded")
-        return runtime.predict(rows)
+    def swap(self, manifest: Manifest, runtime: Runtime, *, tested: bool = False) -> None:
+        """Self-test `runtime` (unless `tested`), then make it the one serving, atomically.
 
-    def swap(self, manifest: Manifest, runtime: Runtime) -> None:
-        """Self-test `runtime`, then make it the one serving (atomically: one assignment)."""
-        schema = (
-            self.schema
-            if manifest is self.manifest
-            else Schema(manifest, self.schema.max_batch_rows)
+        Call on the event loop (or before it runs): in-flight requests finish on the old
+        version, which is closed when its last one is answered.
+        """
+        old = self.current
+        if old is not None and old.runtime is runtime and old.manifest is manifest:
+            return
+        schema = Schema(manifest, self.settings.max_batch_rows)
+        if not tested:
+            check(runtime, schema)
+        s = self.settings
+        batcher = Batcher(
+            runtime.predict,
+            max_rows=s.batch_max_rows,
+            max_wait=s.batch_max_wait_ms / 1000.0,
+            observe=self._observe,
+            name=f"{manifest.name}-{manifest.version}",
+            timeout=s.request_timeout,
+            **({} if self.inline else {"inline_budget": -1.0}),
         )
-        check(runtime, schema)
-        old = self.runtime
-        # One tuple of state is switched between two awaits: in-flight batches keep the old.
-        self.manifest, self.schema, self.runtime = manifest, schema, runtime
-        self.version = str(manifest.version)
+        # One assignment switches manifest, schema, runtime and batcher together.
+        self.current = LoadedVersion(manifest, runtime, schema, batcher)
         self.ready = True
-        if old is not None and old is not runtime:
-            old.close()
+        if old is not None:
+            self.swaps += 1
+            old.retire()
+
+    async def run(self, rows: np.ndarray) -> tuple[Prediction, LoadedVersion]:
+        """Predict rows on the current version: no metrics, no log (the shadow's path)."""
+        current = self.current
+        if current is None:
+            raise OverloadedError(f"model {self.name} is still loading: retry in a moment")
+        current.in_flight += 1
+        try:
+            return await current.batcher.submit(rows), current
+        finally:
+            current.release()
 
     async def predict(
         self,
@@ -186,23 +276,46 @@ class ModelService:
         *,
         request_id: str = "",
         client_request_id: str | None = None,
+        schema: Schema | None = None,
     ) -> tuple[Prediction, Manifest]:
-        """Predict validated rows; returns the prediction and the manifest that served it."""
+        """Predict validated rows; returns the prediction and the manifest that served it.
+
+        `schema` is the one the rows were validated with: when a swap to a version with
+        other inputs came in between, the request is refused with 503 (retry) rather than
+        fed to a model it was not checked for.
+        """
         started = time.perf_counter()
-        manifest = self.manifest
+        current = self.current
+        if current is None:
+            raise OverloadedError(f"model {self.name} is still loading: retry in a moment")
+        if (schema is not None and schema is not current.schema) or (
+            rows.ndim != 2 or rows.shape[1] != current.schema.width
+        ):
+            checked = schema.manifest if schema is not None else None
+            if checked is None or input_signature(checked) != current.signature:
+                raise OverloadedError(
+                    f"model {self.name} switched to version {current.version} with other "
+                    "inputs while this request was read: retry"
+                )
+        current.in_flight += 1
         try:
-            prediction = await self.batcher.submit(rows)
+            prediction = await current.batcher.submit(rows)
         except TimeoutError:
             raise RequestTimeoutError(
                 f"the prediction took longer than --request-timeout "
                 f"({self.settings.request_timeout:g} s): retry, or send fewer rows"
             ) from None
+        finally:
+            current.release()
+        manifest = current.manifest
         latency = time.perf_counter() - started
-        if not self.schema.all_in_range(rows):
+        if not current.schema.all_in_range(rows):
             metrics.count_out_of_range(self.name, manifest, rows)
         metrics.count_predictions(
             self.name, manifest.version, prediction.labels, regression=not self.classifier
         )
+        if self.shadow is not None:
+            self.shadow(rows, prediction, manifest, request_id, client_request_id)
         # The prediction log's one call site: each served request, its rows and outputs.
         waiting = self.sink.record(
             manifest, request_id, client_request_id, rows, prediction, latency
@@ -214,9 +327,9 @@ class ModelService:
     def close(self) -> None:
         """Release the runtime and the predict thread."""
         self.ready = False
-        self.batcher.close()
-        if self.runtime is not None:
-            self.runtime.close()
+        current, self.current = self.current, None
+        if current is not None:
+            current.retire()
 
 
 def check(runtime: Runtime, schema: Schema) -> None:

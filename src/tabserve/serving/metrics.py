@@ -82,6 +82,10 @@ LIVE_RMSE: Gauge
 SHADOW_PREDICTIONS: Counter
 SHADOW_DISAGREEMENTS: Counter
 SHADOW_ERRORS: Counter
+SHADOW_LATENCY: Histogram
+SHADOW_DROPPED: Counter
+MODEL_SWAPS: Counter
+MODEL_SWAP_FAILURES: Counter
 
 _children: dict[tuple[Any, ...], Any] = {}
 
@@ -93,7 +97,7 @@ def _build() -> None:
     global MISSING, DRIFT_PSI, PREDLOG_QUEUE_ROWS, PREDLOG_WRITTEN, PREDLOG_SPOOLED
     global PREDLOG_DROPPED, PREDLOG_REFUSED, PREDLOG_SPOOL_BYTES, PREDLOG_SHIP_ERRORS
     global FEEDBACK_LABELS, LIVE_ACCURACY, LIVE_RMSE, SHADOW_PREDICTIONS, SHADOW_DISAGREEMENTS
-    global SHADOW_ERRORS
+    global SHADOW_ERRORS, SHADOW_LATENCY, SHADOW_DROPPED, MODEL_SWAPS, MODEL_SWAP_FAILURES
     # prometheus_client picks mmap'd or in-memory values once, at its import; the master may
     # import us before it sets the folder, so the choice is made again here.
     values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
@@ -251,6 +255,31 @@ def _build() -> None:
         "tabserve_shadow_errors",
         "Shadow predictions that failed (the live answer is unaffected).",
         ["model", "version"],
+        registry=r,
+    )
+    SHADOW_LATENCY = Histogram(
+        "tabserve_shadow_latency_seconds",
+        "Time a shadow version took to predict a copied request (batcher wait included).",
+        ["model", "version"],
+        buckets=REQUEST_BUCKETS,
+        registry=r,
+    )
+    SHADOW_DROPPED = Counter(
+        "tabserve_shadow_dropped",
+        "Copied requests dropped because the shadow version lagged (its queue was full).",
+        ["model", "version"],
+        registry=r,
+    )
+    MODEL_SWAPS = Counter(
+        "tabserve_model_swaps",
+        "Hot swaps to another version of a served model (each worker counts its own).",
+        ["model"],
+        registry=r,
+    )
+    MODEL_SWAP_FAILURES = Counter(
+        "tabserve_model_swap_failures",
+        "Versions not swapped in: fetch, verification, load or self-test failed (old kept).",
+        ["model"],
         registry=r,
     )
 
@@ -491,3 +520,18 @@ def count_shadow(model: str, version: int | str, rows: int, disagreements: int) 
 def count_shadow_error(model: str, version: int | str) -> None:
     """A shadow prediction failed."""
     _child(SHADOW_ERRORS, model, str(version)).inc()
+
+
+def observe_shadow_latency(model: str, version: int | str, seconds: float) -> None:
+    """How long a shadow version took for one copied request."""
+    _child(SHADOW_LATENCY, model, str(version)).observe(seconds)
+
+
+def count_shadow_dropped(model: str, version: int | str) -> None:
+    """A copied request dropped: the shadow's queue was full."""
+    _child(SHADOW_DROPPED, model, str(version)).inc()
+
+
+def count_swap(model: str, *, failed: bool = False) -> None:
+    """One hot swap done, or (failed=True) a version refused and the old one kept."""
+    (MODEL_SWAP_FAILURES if failed else MODEL_SWAPS).labels(model).inc()
