@@ -71,6 +71,6 @@ def test_limits_follow_the_server_settings(rendered: Path) -> None:
 def test_json_error_pages_and_metrics_closed(rendered: Path) -> None:
     text = (rendered / "nginx.conf").read_text()
     for code, _ in ERROR_PAGES:
-        assert f"error_page {code} @error_{code};" in text
+        assert f"error_page {code} /_tabserve/error/{code};" in text
         assert re.search(rf"return {code} '\{{\"error\":", text)
     assert f"location ^~ {METRICS_PATH} {{" in text

@@ -41,6 +41,20 @@ _FLAT_TEXT = list[str | None]
 _NESTED_TEXT = list[list[str | None]]
 
 
+_LIMITS: dict[str, tuple[float, float]] = {
+    "FP16": (-float(np.finfo(np.float16).max), float(np.finfo(np.float16).max)),
+    "FP32": (-float(np.finfo(np.float32).max), float(np.finfo(np.float32).max)),
+    **{
+        f"{kind}{bits}": (
+            float(np.iinfo(f"{kind.lower()}{bits}").min),
+            float(np.iinfo(f"{kind.lower()}{bits}").max),
+        )
+        for kind in ("INT", "UINT")
+        for bits in (8, 16, 32, 64)
+    },
+}
+
+
 def _bad(loc: tuple[str | int, ...], message: str) -> BadRequestError:
     return BadRequestError(message, [{"loc": list(loc), "msg": message}])
 
@@ -94,7 +108,19 @@ def _tensor(index: int, tensor: Any, binary: np.ndarray | None) -> tuple[str, np
         array[:] = values
     else:
         array = np.array(values, dtype=np.float64)
+        _check_range(array, datatype, (*loc, "data"), name)
     return name, array.reshape(shape)
+
+
+def _check_range(array: np.ndarray, datatype: str, loc: tuple[str | int, ...], name: str) -> None:
+    # JSON numbers arrive as float64: one the declared datatype cannot hold (1e39 as FP32, 300
+    # as INT8) is refused rather than silently served as if the client had sent a float64.
+    if datatype not in _LIMITS:
+        return
+    low, high = _LIMITS[datatype]
+    finite = array[np.isfinite(array)]
+    if finite.size and (finite.min() < low or finite.max() > high):
+        raise invalid(loc, f"input {name!r} holds a value outside the range of {datatype}", "range")
 
 
 def decode(schema: Schema, request: Any, tail: bytes = b"") -> np.ndarray:
