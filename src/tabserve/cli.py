@@ -483,7 +483,9 @@ def serve(
     ] = None,
     shadow: Annotated[
         list[str] | None,
-        typer.Option(help="NAME:VERSION sent a copy of each live request (repeatable)."),
+        typer.Option(
+            metavar="REF", help="NAME:VERSION sent a copy of each live request (repeatable)."
+        ),
     ] = None,
     dev: Annotated[
         bool, typer.Option("--dev", help="One in-process server, no worker supervision.")

@@ -283,7 +283,7 @@ async def ping(state: ServingState, scope: Scope, receive: Receive, send: Send) 
 
 async def version(state: ServingState, scope: Scope, receive: Receive, send: Send) -> None:
     """`GET /version`: the served models' references (never a software version)."""
-    refs = [s.manifest.ref for s in state.services.values()]
+    refs = [s.manifest.ref for s in state.loaded]  # every loaded version, several per name
     await send_response(send, 200, encode({"models": refs}))
 
 
