@@ -100,7 +100,15 @@ class Server:
             return False
 
     def workers(self) -> list[int]:
-        return [c.pid for c in psutil.Process(self.process.pid).children()]
+        """The master's worker processes (not the prediction-log shipper it also runs)."""
+        found = []
+        for child in psutil.Process(self.process.pid).children():
+            try:
+                if "tabserve.monitoring.shipper" not in " ".join(child.cmdline()):
+                    found.append(child.pid)
+            except psutil.NoSuchProcess:
+                continue
+        return found
 
     def stop(self) -> int:
         if self.process.poll() is None:
