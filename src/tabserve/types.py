@@ -42,6 +42,8 @@ class Feature(msgspec.Struct, frozen=True):
     histogram: Histogram | None = None
     categories: list[str] | None = None  # seen categories, for kind == "category"
     missing_fraction: float = 0.0
+    # Training count of each seen category (kind == "category"), for drift; absent in old manifests.
+    category_counts: dict[str, int] | None = None
 
 
 class RuntimeInfo(msgspec.Struct, frozen=True):

@@ -3,13 +3,17 @@
 The training histogram in the manifest (`Feature.histogram`) holds quantile edges and counts.
 Live values are binned with the same rule as `numpy.histogram` (half-open bins, the last one
 closed); values outside the training range fall into the end bins, NaN (missing) is skipped.
+Categorical features are binned by their training categories (`Feature.category_counts`), with
+one extra "other" bucket (training count 0) for values training never saw; missing is skipped.
 PSI = sum((live% - train%) * ln(live% / train%)); 0.1 is moderate drift, 0.2 significant.
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -18,6 +22,7 @@ from tabserve.types import Feature, Histogram, Manifest
 PSI_THRESHOLD = 0.2
 WINDOW_ROWS = 10_000
 _EPS = 1e-4  # floor for empty bins, so ln() stays finite
+OTHER = "(other)"  # label of the bucket for categories training never saw
 
 
 def bin_counts(values: np.ndarray, hist: Histogram) -> np.ndarray:
@@ -75,38 +80,91 @@ def ks_test(values: np.ndarray, hist: Histogram) -> tuple[float, float]:
     return d, float(stats.kstwobign.sf(d * np.sqrt(n_eff)))
 
 
-def feature_psi(values: np.ndarray, feature: Feature) -> float | None:
-    """PSI of live values of one feature, or None when it has no training histogram."""
-    if feature.histogram is None:
+class CategoryBins(NamedTuple):
+    """The bins of a categorical feature: training categories, then the "other" bucket."""
+
+    labels: list[str]  # training categories (sorted), then OTHER
+    expected: np.ndarray  # training count per bin (0 for OTHER)
+    bin_of: dict[str, int]  # category -> bin
+
+    def counts(self, values: Iterable[Any]) -> np.ndarray:
+        """Counts of live values per bin (unseen ones under OTHER, missing skipped)."""
+        other = len(self.labels) - 1
+        out = np.zeros(len(self.labels), dtype=np.float64)
+        for v in values:
+            if v is None or (isinstance(v, float) and math.isnan(v)):
+                continue
+            out[self.bin_of.get(str(v), other)] += 1
+        return out
+
+
+def category_bins(feature: Feature) -> CategoryBins | None:
+    """A categorical feature's bins, or None when the manifest has no training counts."""
+    counts = feature.category_counts
+    if feature.kind != "category" or not counts:
         return None
-    return psi(feature.histogram.counts, bin_counts(values, feature.histogram))
+    names = sorted(counts)
+    expected = np.array([counts[c] for c in names] + [0], dtype=np.float64)
+    return CategoryBins([*names, OTHER], expected, {c: i for i, c in enumerate(names)})
+
+
+def feature_psi(values: Any, feature: Feature) -> float | None:
+    """PSI of live values of one feature, or None when the manifest has no training counts.
+
+    `values` is a float array for numbers, any sequence of values for categories.
+    """
+    bins = category_bins(feature)
+    if bins is not None:
+        return psi(bins.expected, bins.counts(values))
+    if feature.kind != "number" or feature.histogram is None:
+        return None
+    return psi(
+        feature.histogram.counts, bin_counts(np.asarray(values, np.float64), feature.histogram)
+    )
+
+
+class _Tracked(NamedTuple):
+    """One feature whose drift is measured: where it sits in a row and how its values bin."""
+
+    position: int  # index in the row (manifest feature order)
+    name: str
+    expected: np.ndarray  # training count per bin
+    live_counts: Callable[[list[Any]], np.ndarray]  # live values of one chunk -> count per bin
+
+
+def _tracked(manifest: Manifest) -> list[_Tracked]:
+    out = []
+    for i, f in enumerate(manifest.features):
+        if f.kind == "number" and f.histogram is not None and len(f.histogram.edges) > 1:
+            hist = f.histogram
+
+            def count(col: list[Any], hist: Histogram = hist) -> np.ndarray:
+                # None (missing) becomes NaN, which bin_counts skips.
+                return bin_counts(np.array(col, dtype=np.float64), hist)
+
+            out.append(_Tracked(i, f.name, np.asarray(hist.counts, np.float64), count))
+        elif (bins := category_bins(f)) is not None:
+            out.append(_Tracked(i, f.name, bins.expected, bins.counts))
+    return out
 
 
 class _ModelWindow:
-    """Bin counts of the most recent rows of one model version, per numeric feature."""
+    """Bin counts of the most recent rows of one model version, per tracked feature."""
 
     def __init__(self, manifest: Manifest, window_rows: int) -> None:
         self.manifest = manifest
         self.window_rows = window_rows
-        self.index = [
-            i
-            for i, f in enumerate(manifest.features)
-            if f.kind == "number" and f.histogram is not None and len(f.histogram.edges) > 1
-        ]
-        self.hists: list[Histogram] = [
-            h for i in self.index if (h := manifest.features[i].histogram) is not None
-        ]
+        self.tracked = _tracked(manifest)
         self.chunks: deque[tuple[int, list[np.ndarray]]] = deque()
-        self.totals = [np.zeros(len(h.edges) - 1) for h in self.hists]
+        self.totals = [np.zeros(len(t.expected)) for t in self.tracked]
         self.rows = 0
 
     def add(self, rows: list[list[Any]]) -> None:
-        if not rows or not self.index:
+        if not rows or not self.tracked:
             return
-        matrix = np.array([[r[i] for i in self.index] for r in rows], dtype=np.float64)
         counts = []
-        for j, hist in enumerate(self.hists):
-            c = bin_counts(matrix[:, j], hist)
+        for j, t in enumerate(self.tracked):
+            c = t.live_counts([r[t.position] for r in rows])
             counts.append(c)
             self.totals[j] += c
         self.chunks.append((len(rows), counts))
@@ -119,11 +177,7 @@ class _ModelWindow:
                 self.totals[j] -= c
 
     def psi(self) -> list[tuple[str, float]]:
-        out = []
-        for j, i in enumerate(self.index):
-            hist = self.hists[j]
-            out.append((self.manifest.features[i].name, psi(hist.counts, self.totals[j])))
-        return out
+        return [(t.name, psi(t.expected, self.totals[j])) for j, t in enumerate(self.tracked)]
 
 
 class DriftTracker:

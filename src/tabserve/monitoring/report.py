@@ -29,10 +29,11 @@ class FeatureReport:
     """Drift figures of one feature."""
 
     name: str
+    kind: str = "number"
     psi: float | None = None
     ks: float | None = None
     ks_p: float | None = None
-    out_of_range: float | None = None
+    out_of_range: float | None = None  # categories: share of values training never saw
     missing: float | None = None
     live_mean: float | None = None
     train_mean: float | None = None
@@ -88,6 +89,33 @@ def _column(rows: list[StoredRow], name: str) -> np.ndarray:
     return np.array(out, dtype=np.float64)
 
 
+def _raw_column(rows: list[StoredRow], name: str) -> list[Any]:
+    return [r.input.get(name) if isinstance(r.input, dict) else None for r in rows]
+
+
+def _category_report(
+    f: Feature, values: list[Any], psi_threshold: float, plots: bool
+) -> FeatureReport:
+    """Missing and unseen shares, PSI against the training counts, and a bar chart."""
+    fr = FeatureReport(name=f.name, kind="category")
+    n = len(values)
+    if n == 0:
+        return fr
+    present = [v for v in values if v is not None]
+    fr.missing = 1.0 - len(present) / n
+    seen = set(f.categories or f.category_counts or ())
+    if seen:
+        fr.out_of_range = sum(str(v) not in seen for v in present) / n
+    bins = drift.category_bins(f)
+    if bins is not None and present:
+        live = bins.counts(present)
+        fr.psi = drift.psi(bins.expected, live)
+        fr.flagged = fr.psi > psi_threshold
+        if plots:
+            fr.plot = _bar_plot(f.name, bins.labels, bins.expected, live)
+    return fr
+
+
 def _feature_report(
     f: Feature, values: np.ndarray, psi_threshold: float, ks_alpha: float
 ) -> FeatureReport:
@@ -130,7 +158,9 @@ def build_report(
         manifest = records.load_manifest(spool.spool_dir(home), model, versions[-1])
     if manifest is not None:
         for f in manifest.features:
-            if f.kind != "number":
+            if f.kind == "category":
+                raw = _raw_column(rows, f.name)
+                report.features.append(_category_report(f, raw, psi_threshold, plots))
                 continue
             values = _column(rows, f.name)
             fr = _feature_report(f, values, psi_threshold, ks_alpha)
@@ -181,6 +211,28 @@ def _plot(f: Feature, values: np.ndarray) -> str:
     ax.stairs(train / max(train.sum(), 1) / widths, edges, label="training", fill=True, alpha=0.4)
     ax.stairs(live / max(live.sum(), 1) / widths, edges, label="live", linewidth=2)
     ax.set_title(f.name)
+    ax.legend()
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _bar_plot(name: str, labels: list[str], train: np.ndarray, live: np.ndarray) -> str:
+    """Grouped bars: each category's share in training and live (the last bar is unseen ones)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = np.arange(len(labels))
+    fig, ax = plt.subplots(figsize=(5, 3), dpi=80)
+    ax.bar(x - 0.2, train / max(train.sum(), 1), 0.4, label="training", alpha=0.6)
+    ax.bar(x + 0.2, live / max(live.sum(), 1), 0.4, label="live")
+    ax.set_xticks(x, labels, rotation=30 if len(labels) > 4 else 0, ha="right")
+    ax.set_ylabel("share")
+    ax.set_title(name)
     ax.legend()
     buf = io.BytesIO()
     fig.tight_layout()

@@ -69,7 +69,9 @@ def _number(name: str, column: str, series: pd.Series, nullable: bool) -> Featur
 
 def _category(name: str, column: str, series: pd.Series, nullable: bool) -> Feature:
     missing = float(series.isna().mean()) if len(series) else 0.0
-    categories = sorted({str(v) for v in series.dropna().unique()})
+    # Counted as the strings clients send, so drift compares like with like.
+    counts = series.dropna().map(str).value_counts()
+    categories = sorted(str(v) for v in counts.index)
     return Feature(
         name=name,
         column=column,
@@ -78,6 +80,7 @@ def _category(name: str, column: str, series: pd.Series, nullable: bool) -> Feat
         nullable=nullable or missing > 0,
         categories=categories,
         missing_fraction=missing,
+        category_counts={c: int(counts[c]) for c in categories},
     )
 
 

@@ -72,3 +72,24 @@ def test_environment_names_exact_versions() -> None:
     import sklearn
 
     assert env["scikit-learn"] == sklearn.__version__
+
+
+def test_categories_carry_their_training_counts_for_drift() -> None:
+    _, city, count, flag = infer_features(_frame())
+    assert city.category_counts == {"oslo": 1, "paris": 1, "rome": 2}  # the missing one is not
+    assert flag.category_counts == {"False": 2, "True": 3}
+    assert count.category_counts is None
+
+
+def test_a_manifest_written_before_category_counts_still_decodes() -> None:
+    import msgspec
+
+    from tabserve.types import Feature
+
+    (city,) = infer_features(_frame()[["city"]])
+    old = msgspec.json.decode(msgspec.json.encode(city))
+    del old["category_counts"]
+    decoded = msgspec.json.decode(msgspec.json.encode(old), type=Feature)
+    assert decoded.category_counts is None
+    assert decoded.categories == ["oslo", "paris", "rome"]
+    assert msgspec.structs.replace(decoded, category_counts=city.category_counts) == city
