@@ -1,7 +1,9 @@
 """Where the prediction log lands: SQLite in TABSERVE_HOME (default) or PostgreSQL.
 
 Both sinks create their tables on open and insert idempotently on (request_id, row, role), so a
-segment shipped twice never duplicates a row. psycopg and sqlite3 errors become DatabaseError
+segment shipped twice never duplicates a row. Feedback is stored under the id the client sent and
+matched when read: as the server's request id first, else as the client's X-Request-ID (indexed
+on (model, client_request_id)), so a label arriving before its row was shipped is not lost. psycopg and sqlite3 errors become DatabaseError
 here, at this one boundary. Variants live in the plain dict SINKS.
 """
 
@@ -20,7 +22,7 @@ from tabserve.errors import DatabaseError, UsageError
 from tabserve.monitoring.records import LogRow
 from tabserve.settings import Settings
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: index on (model, client_request_id) for feedback by client id
 COLUMNS = (
     "request_id",
     "row",
@@ -75,6 +77,25 @@ def _describe(url: str) -> str:
     return url
 
 
+# Which logged row a feedback item labels: the row whose server request id is the item's id;
+# failing that (no request has that server id), the rows of the same model whose client
+# X-Request-ID is the item's id. Both lookups are indexed; the SQL is the same in both dialects.
+_NOT_A_SERVER_ID = "NOT EXISTS (SELECT 1 FROM prediction_log s WHERE s.request_id = {f}.request_id)"
+_ROW_OF_FEEDBACK = (
+    'p."row" = f."row" AND p.role = \'live\' AND (p.request_id = f.request_id OR '
+    "(p.model = f.model AND p.client_request_id = f.request_id AND "
+    + _NOT_A_SERVER_ID.format(f="f")
+    + "))"
+)
+_FEEDBACK_OF_ROW = (
+    "LEFT JOIN prediction_feedback fs "
+    'ON fs.request_id = p.request_id AND fs."row" = p."row" '
+    "LEFT JOIN prediction_feedback fc "
+    'ON fc.request_id = p.client_request_id AND fc."row" = p."row" AND fc.model = p.model AND '
+    + _NOT_A_SERVER_ID.format(f="fc")
+)
+
+
 class SqliteSink:
     """The embedded default: one SQLite file (WAL) in TABSERVE_HOME."""
 
@@ -106,6 +127,8 @@ class SqliteSink:
                     role TEXT NOT NULL, input TEXT NOT NULL, output TEXT NOT NULL,
                     latency_ms REAL NOT NULL, PRIMARY KEY (request_id, row, role));
                 CREATE INDEX IF NOT EXISTS prediction_log_model_ts ON prediction_log (model, ts);
+                CREATE INDEX IF NOT EXISTS prediction_log_model_client
+                    ON prediction_log (model, client_request_id);
                 CREATE TABLE IF NOT EXISTS prediction_feedback (
                     request_id TEXT NOT NULL, row INTEGER NOT NULL, model TEXT NOT NULL,
                     label TEXT NOT NULL, received_at REAL NOT NULL,
@@ -117,6 +140,10 @@ class SqliteSink:
             )
             if conn.execute("SELECT count(*) FROM prediction_log_schema").fetchone()[0] == 0:
                 conn.execute("INSERT INTO prediction_log_schema VALUES (?)", (SCHEMA_VERSION,))
+            conn.execute(
+                "UPDATE prediction_log_schema SET version = ? WHERE version < ?",
+                (SCHEMA_VERSION, SCHEMA_VERSION),
+            )
         except (sqlite3.Error, OSError) as error:
             raise DatabaseError(
                 f"cannot open the prediction log {self.path}: {error}; check the folder is writable"
@@ -155,9 +182,8 @@ class SqliteSink:
         decode = msgspec.json.decode
         try:
             cur = self._db().execute(
-                "SELECT p.request_id, p.row, p.ts, p.version, p.role, p.input, p.output, f.label "
-                "FROM prediction_log p LEFT JOIN prediction_feedback f "
-                "ON f.request_id = p.request_id AND f.row = p.row "
+                "SELECT p.request_id, p.row, p.ts, p.version, p.role, p.input, p.output, "  # noqa: S608  (constant SQL fragments)
+                f"coalesce(fs.label, fc.label) FROM prediction_log p {_FEEDBACK_OF_ROW} "
                 "WHERE p.model = ? AND p.ts >= ? AND p.role = ? ORDER BY p.ts",
                 (model, since, role),
             )
@@ -182,9 +208,8 @@ class SqliteSink:
         decode = msgspec.json.decode
         try:
             cur = self._db().execute(
-                "SELECT p.request_id, p.row, p.ts, p.version, p.role, p.input, p.output, f.label "
-                "FROM prediction_feedback f JOIN prediction_log p "
-                "ON p.request_id = f.request_id AND p.row = f.row AND p.role = 'live' "
+                "SELECT p.request_id, p.row, p.ts, p.version, p.role, p.input, p.output, f.label "  # noqa: S608  (constant SQL fragments)
+                f"FROM prediction_feedback f JOIN prediction_log p ON {_ROW_OF_FEEDBACK} "
                 "WHERE f.model = ? AND f.received_at >= ? ORDER BY f.received_at DESC LIMIT ?",
                 (model, since, limit),
             )
@@ -196,7 +221,10 @@ class SqliteSink:
             raise DatabaseError(f"cannot read feedback: {error}") from error
 
     def add_feedback(self, model: str, items: Sequence[tuple[str, int, Any]]) -> int:
-        """Attach true labels by (request_id, row); a later label replaces an earlier one."""
+        """Attach true labels by (request id, row); a later label replaces an earlier one.
+
+        The id may be the server's request id or the client's X-Request-ID (see _ROW_OF_FEEDBACK).
+        """
         now = datetime.now(UTC).timestamp()
         enc = msgspec.json.encode
         try:
@@ -236,6 +264,23 @@ CREATE TABLE IF NOT EXISTS prediction_log_schema (version integer NOT NULL);
 """
 
 
+def _migrate_postgres(conn: Any) -> None:
+    """Bring a table made by an older tabserve to SCHEMA_VERSION (inside the DDL transaction)."""
+    missing = conn.execute("SELECT to_regclass('prediction_log_model_client')").fetchone()
+    if missing is not None and missing[0] is None:
+        # Building it over a long existing log may outlast statement_timeout; rows wait in
+        # the spool meanwhile. lock_timeout still applies, so a locked table fails fast.
+        conn.execute("SET LOCAL statement_timeout = 0")
+        conn.execute(
+            "CREATE INDEX IF NOT EXISTS prediction_log_model_client "
+            "ON prediction_log (model, client_request_id)"
+        )
+    conn.execute(
+        "UPDATE prediction_log_schema SET version = %s WHERE version < %s",
+        (SCHEMA_VERSION, SCHEMA_VERSION),
+    )
+
+
 class PostgresSink:
     """PostgreSQL (TABSERVE_PREDICTION_LOG_URL): COPY into a temp table, then one idempotent INSERT."""
 
@@ -272,6 +317,7 @@ class PostgresSink:
                 found = conn.execute("SELECT count(*) FROM prediction_log_schema").fetchone()
                 if found is None or found[0] == 0:
                     conn.execute("INSERT INTO prediction_log_schema VALUES (%s)", (SCHEMA_VERSION,))
+                _migrate_postgres(conn)
             conn.execute(
                 "CREATE TEMP TABLE IF NOT EXISTS prediction_log_in "
                 "(LIKE prediction_log INCLUDING DEFAULTS)"
@@ -343,10 +389,9 @@ class PostgresSink:
 
         try:
             cur = self._db().execute(
-                'SELECT p.request_id, p."row", extract(epoch from p.ts)::float8, p.version, '
-                "p.role, p.input, p.output, f.label FROM prediction_log p "
-                "LEFT JOIN prediction_feedback f "
-                'ON f.request_id = p.request_id AND f."row" = p."row" '
+                'SELECT p.request_id, p."row", extract(epoch from p.ts)::float8, p.version, '  # noqa: S608  (constant SQL fragments)
+                "p.role, p.input, p.output, coalesce(fs.label, fc.label) FROM prediction_log p "
+                f"{_FEEDBACK_OF_ROW} "
                 "WHERE p.model = %s AND p.ts >= %s AND p.role = %s ORDER BY p.ts",
                 (model, datetime.fromtimestamp(since, UTC), role),
             )
@@ -360,10 +405,9 @@ class PostgresSink:
 
         try:
             cur = self._db().execute(
-                'SELECT p.request_id, p."row", extract(epoch from p.ts)::float8, p.version, '
+                'SELECT p.request_id, p."row", extract(epoch from p.ts)::float8, p.version, '  # noqa: S608  (constant SQL fragments)
                 "p.role, p.input, p.output, f.label FROM prediction_feedback f "
-                "JOIN prediction_log p "
-                'ON p.request_id = f.request_id AND p."row" = f."row" AND p.role = \'live\' '
+                f"JOIN prediction_log p ON {_ROW_OF_FEEDBACK} "
                 "WHERE f.model = %s AND f.received_at >= %s ORDER BY f.received_at DESC LIMIT %s",
                 (model, datetime.fromtimestamp(since, UTC), limit),
             )
@@ -372,7 +416,10 @@ class PostgresSink:
             raise self._fail("cannot read feedback", error) from error
 
     def add_feedback(self, model: str, items: Sequence[tuple[str, int, Any]]) -> int:
-        """Attach true labels by (request_id, row); a later label replaces an earlier one."""
+        """Attach true labels by (request id, row); a later label replaces an earlier one.
+
+        The id may be the server's request id or the client's X-Request-ID (see _ROW_OF_FEEDBACK).
+        """
         import psycopg
         from psycopg.types.json import Jsonb
 
