@@ -299,7 +299,13 @@ async def feedback(state: ServingState, scope: Scope, receive: Receive, send: Se
     name = scope["path_params"]["name"]
     state.service(name)  # 404 for a model not served here
     bodies.require_json(scope)
-    items = parse_items(bodies.decode_json(await _json_body(scope, receive, state)))
+    try:
+        items = parse_items(bodies.decode_json(await _json_body(scope, receive, state)))
+    except ValidationError as error:
+        # A bad feedback body is no refused prediction: answered here, so it stays out of
+        # tabserve_validation_failures_total (the route's 422s show in the request counter).
+        await send_error(send, error)
+        return
     stored = await asyncio.to_thread(store_feedback, state.settings, name, items)
     await send_response(send, 200, encode({"model": name, "labels": stored}))
 
