@@ -103,6 +103,10 @@ SCHEMA_CASES: list[tuple[str, str, Any, int, list[Any] | None]] = [
     ("V2 tensor disagreeing with its shape", "/v2/models/iris/infer", v2([{"name": "input", "shape": [2, 4], "datatype": "FP64", "data": ROW}]), 400, None),
     ("V2 NaN in a tensor", "/v2/models/iris/infer", v2([{"name": "input", "shape": [1, 4], "datatype": "FP64", "data": [7.7, "NaN", 6.1, 2.3]}]), 422, None),
     ("V2 infinity in a tensor", "/v2/models/iris/infer", v2([{"name": "input", "shape": [1, 4], "datatype": "FP64", "data": [7.7, "Infinity", 6.1, 2.3]}]), 422, None),
+    ("V1 unknown top-level field", V1, {"instances": [ROW], "extra": 1}, 422, ["extra"]),
+    ("V2 unknown top-level field", "/v2/models/iris/infer", {**v2([{"name": "input", "shape": [1, 4], "datatype": "FP64", "data": ROW}]), "extra": 1}, 422, ["extra"]),
+    ("V2 datatype not a string", "/v2/models/iris/infer", v2([{"name": "input", "shape": [1, 4], "datatype": {}, "data": ROW}]), 400, ["inputs", 0, "datatype"]),
+    ("MLflow unknown top-level field", "/invocations", {"instances": [ROW], "extra": 1}, 422, ["extra"]),
     ("MLflow missing column", "/invocations", {"dataframe_split": {"columns": ["sepal_length"], "data": [[1.0]]}}, 422, None),
     ("MLflow records wrong type", "/invocations", {"dataframe_records": [{**FLOWER, "petal_width": "wide"}]}, 422, None),
 ]  # fmt: skip
@@ -229,6 +233,9 @@ def test_unknown_model_404_and_wrong_method_405(target: Target) -> None:
     assert_clean(httpx.get(f"{url}/v2/models/nope/ready"), 404)
     assert_clean(httpx.get(f"{url}/v2/models/iris/versions/99"), 404)
     assert_clean(httpx.delete(f"{url}{V1}"), 405)
+    get_predict = httpx.get(f"{url}{V1}")  # matches GET /v1/models/{name} too: still 405
+    assert_clean(get_predict, 405)
+    assert get_predict.headers["allow"] == "POST"
     assert_clean(httpx.put(f"{url}/v2/models/iris/infer", json={}), 405)
     assert_clean(httpx.post(f"{url}/", json={}), 405)
 

@@ -167,6 +167,16 @@ def _batch(row: Schema, max_rows: int) -> Schema:
     return {"type": "array", "items": row, "minItems": 1, "maxItems": max_rows}
 
 
+def _rows(manifest: Manifest, max_rows: int) -> Schema:
+    # Every row of one batch in the same form: the server refuses a batch that mixes them.
+    return {
+        "anyOf": [
+            _batch(_row_array(manifest), max_rows),
+            _batch(_row_object(manifest), max_rows),
+        ]
+    }
+
+
 def _label(manifest: Manifest) -> Schema:
     if manifest.task == "classification" and manifest.classes:
         return {"enum": list(manifest.classes)}
@@ -245,7 +255,7 @@ def _lecture(manifest: Manifest, path_id: str, auth: bool) -> dict[str, Any]:
 
 def _kserve_v1(manifest: Manifest, max_rows: int, auth: bool) -> dict[str, Any]:
     name = manifest.name
-    rows = _batch({"anyOf": [_row_array(manifest), _row_object(manifest)]}, max_rows)
+    rows = _rows(manifest, max_rows)
     parameters: Schema = {"type": "object"}
     if _classifier(manifest):
         parameters["properties"] = {
@@ -368,7 +378,32 @@ _V2_BINARY_NOTE = (
 )
 
 
+_FLOAT32_MAX = 3.4028234663852886e38
+
+
+def _float32(schema: Any) -> Any:
+    """schema with every number bounded to float32's range (FP32 tensors refuse the rest)."""
+    if isinstance(schema, list):
+        return [_float32(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    bounded = {key: _float32(value) for key, value in schema.items()}
+    kinds = schema.get("type")
+    if kinds == "number" or (isinstance(kinds, list) and "number" in kinds):
+        bounded["minimum"] = -_FLOAT32_MAX
+        bounded["maximum"] = _FLOAT32_MAX
+    return bounded
+
+
 def _v2_tensor(name: Schema, datatypes: list[str], shape: list[int], data: Schema) -> Schema:
+    wide = [d for d in datatypes if d != "FP32"]
+    if "FP32" in datatypes and wide:
+        return {
+            "anyOf": [
+                _v2_tensor(name, wide, shape, data),
+                _v2_tensor(name, ["FP32"], shape, _float32(data)),
+            ]
+        }
     return {
         "type": "object",
         "required": ["name", "shape", "datatype", "data"],
@@ -454,7 +489,13 @@ def _v2_request(manifest: Manifest) -> Schema:
                 "items": {
                     "type": "object",
                     "required": ["name"],
-                    "properties": {"name": {"enum": output_names}},
+                    "properties": {
+                        "name": {"enum": output_names},
+                        "parameters": {
+                            "type": "object",
+                            "description": "Triton's binary_data flag (see the description).",
+                        },
+                    },
                     "additionalProperties": False,
                 },
                 "description": "Which outputs to answer (default: all).",
@@ -562,12 +603,12 @@ def _csv_pattern(manifest: Manifest) -> str:
 
 
 def _mlflow_body(manifest: Manifest, max_rows: int) -> Schema:
-    rows = _batch({"anyOf": [_row_array(manifest), _row_object(manifest)]}, max_rows)
+    rows = _rows(manifest, max_rows)
     names = [f.name for f in manifest.features]
     shapes: dict[str, Schema] = {
         "dataframe_split": {
             "type": "object",
-            "required": ["columns", "data"],
+            "required": ["data"],  # columns default to the feature order
             "properties": {
                 "columns": {
                     "type": "array",

@@ -19,7 +19,7 @@ from tabserve.errors import (
 )
 from tabserve.serving import bodies, metrics
 from tabserve.serving.protocols import kserve_v1, lecture, mlflow, oip_v2, triton_binary
-from tabserve.serving.responses import JSON, Send, encode, send_error, send_response
+from tabserve.serving.responses import JSON, Send, encode, error_body, send_error, send_response
 from tabserve.serving.validation import invalid
 
 if TYPE_CHECKING:
@@ -154,6 +154,12 @@ async def v1_predict_proba(state: ServingState, scope: Scope, receive: Receive, 
 
 async def v1_model(state: ServingState, scope: Scope, receive: Receive, send: Send) -> None:
     """`GET /v1/models/NAME`: the ready state."""
+    verb = scope["path_params"]["name"].rpartition(":")[2]
+    if verb in ("predict", "predict_proba") and ":" in scope["path_params"]["name"]:
+        # GET on a predict URL matches this route too (a name never holds ':'): 405, not 404.
+        error = TabserveError(f"GET is not allowed on :{verb}: use POST")
+        await send_response(send, 405, error_body(error), headers=[(b"allow", b"POST")])
+        return
     service = _service(state, scope)
     await send_response(
         send,

@@ -36,6 +36,20 @@ def decode(schema: Schema, body: Any) -> np.ndarray:
         )
     if "instances" in body and "inputs" in body:
         raise invalid(("body",), "send either instances or inputs, not both", "shape")
+    unknown = [key for key in body if key not in ("instances", "inputs", "parameters")]
+    if unknown:
+        raise invalid(
+            (unknown[0],),
+            f"unknown field {unknown[0]!r}: send instances (or inputs) and optionally parameters",
+            "extra_field",
+        )
+    parameters = body.get("parameters", {})
+    if not isinstance(parameters, dict):
+        raise invalid(("parameters",), "parameters must be an object", "type")
+    if not isinstance(parameters.get("probabilities", False), bool):
+        raise invalid(
+            ("parameters", "probabilities"), "probabilities must be true or false", "type"
+        )
     for key in ("instances", "inputs"):
         if key in body:
             return rows_from(schema, body[key], key)

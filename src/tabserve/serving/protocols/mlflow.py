@@ -38,6 +38,15 @@ def decode_json(schema: Schema, body: Any) -> np.ndarray:
             "shape",
         )
     key = given[0]
+    unknown = [k for k in body if k not in (key, "params")]
+    if unknown:
+        raise invalid(
+            (unknown[0],),
+            f"unknown field {unknown[0]!r}: send {key} and optionally params",
+            "extra_field",
+        )
+    if not isinstance(body.get("params", {}), dict):
+        raise invalid(("params",), "params must be an object", "type")
     value = body[key]
     if key == "dataframe_records":
         if not isinstance(value, list):
@@ -54,6 +63,13 @@ def _split(schema: Schema, value: Any) -> np.ndarray:
         raise invalid(
             (key,), 'dataframe_split must be {"columns": [...], "data": [[...], ...]}', "shape"
         )
+    extra = [k for k in value if k not in ("columns", "data", "index")]
+    if extra:
+        raise invalid((key, extra[0]), f"unknown field {extra[0]!r} in {key}", "extra_field")
+    if not isinstance(value.get("index", []), list):
+        raise invalid((key, "index"), "index must be a list", "type")
+    if "columns" in value and not isinstance(value["columns"], list):
+        raise invalid((key, "columns"), "columns must be a list of feature names", "shape")
     data = value["data"]
     columns = value.get("columns")
     if columns is None or columns == schema.names:

@@ -55,6 +55,9 @@ _LIMITS: dict[str, tuple[float, float]] = {
 }
 
 
+_REQUEST_KEYS = ("id", "parameters", "inputs", "outputs")
+
+
 def _bad(loc: tuple[str | int, ...], message: str) -> BadRequestError:
     return BadRequestError(message, [{"loc": list(loc), "msg": message}])
 
@@ -64,6 +67,13 @@ def _tensor(index: int, tensor: Any, binary: np.ndarray | None) -> tuple[str, np
     loc: tuple[str | int, ...] = ("inputs", index)
     if not isinstance(tensor, dict):
         raise _bad(loc, f"inputs[{index}] must be an object")
+    extra = [k for k in tensor if k not in ("name", "shape", "datatype", "data", "parameters")]
+    if extra:
+        raise invalid(
+            (*loc, extra[0]), f"unknown field {extra[0]!r} in inputs[{index}]", "extra_field"
+        )
+    if not isinstance(tensor.get("parameters", {}), dict):
+        raise invalid((*loc, "parameters"), "parameters must be an object", "type")
     name = tensor.get("name")
     datatype = tensor.get("datatype")
     shape = tensor.get("shape")
@@ -71,7 +81,11 @@ def _tensor(index: int, tensor: Any, binary: np.ndarray | None) -> tuple[str, np
         raise _bad((*loc, "name"), f"inputs[{index}] needs a name")
     if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
         raise _bad((*loc, "shape"), f"input {name!r} needs a shape: a list of sizes")
-    if datatype != "BYTES" and datatype not in NUMERIC and datatype != "BOOL":
+    # A non-string datatype (an object, a list) is unhashable: checking it against the set
+    # would raise TypeError and answer 500.
+    if not isinstance(datatype, str) or (
+        datatype != "BYTES" and datatype not in NUMERIC and datatype != "BOOL"
+    ):
         raise _bad((*loc, "datatype"), f"input {name!r} has an unknown datatype {datatype!r}")
     if binary is not None:
         return name, binary
@@ -127,6 +141,22 @@ def decode(schema: Schema, request: Any, tail: bytes = b"") -> np.ndarray:
     """Validated rows from a V2 inference request (parsed JSON header plus binary tail)."""
     if not isinstance(request, dict):
         raise _bad(("body",), "the body must be a JSON object with inputs")
+    unknown = [key for key in request if key not in _REQUEST_KEYS]
+    if unknown:
+        raise invalid(
+            (unknown[0],),
+            f"unknown field {unknown[0]!r}: a V2 request has only {', '.join(_REQUEST_KEYS)}",
+            "extra_field",
+        )
+    parameters = request.get("parameters", {})
+    if not isinstance(parameters, dict):
+        raise invalid(("parameters",), "parameters must be an object", "type")
+    if not isinstance(parameters.get("binary_data_output", False), bool):
+        raise invalid(
+            ("parameters", "binary_data_output"), "binary_data_output must be true or false", "type"
+        )
+    if not isinstance(request.get("id", ""), str):
+        raise invalid(("id",), "id must be a string", "type")
     inputs = request.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         raise _bad(("inputs",), "inputs must be a non-empty list of tensors")
@@ -185,14 +215,23 @@ def _label_datatype(labels: np.ndarray) -> str:
 def requested(manifest: Manifest, request: dict[str, Any]) -> list[str]:
     """The output names a request asks for (all when it names none)."""
     known = output_names(manifest)
-    outputs = request.get("outputs")
-    if outputs is None:
+    if "outputs" not in request:
         return known
+    outputs = request["outputs"]
     if not isinstance(outputs, list):
         raise _bad(("outputs",), "outputs must be a list of {name} objects")
     names = []
     for i, output in enumerate(outputs):
         name = output.get("name") if isinstance(output, dict) else None
+        extra = [k for k in output if k not in ("name", "parameters")] if name else []
+        if name and not isinstance(output.get("parameters", {}), dict):
+            raise invalid(("outputs", i, "parameters"), "parameters must be an object", "type")
+        if extra:
+            raise invalid(
+                ("outputs", i, extra[0]),
+                f"unknown field {extra[0]!r} in outputs[{i}]: give name and optionally parameters",
+                "extra_field",
+            )
         if name not in known:
             raise invalid(
                 ("outputs", i, "name"),
