@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tabserve.serving import metrics
@@ -76,6 +78,39 @@ def test_single_process_counts_are_exact(single_process: None) -> None:
 
     assert (pred("iris", "2", "0"), pred("iris", "2", "1"), pred("iris", "2", "2")) == (1, 1, 2)
     assert pred("house", "1", "") == 2
+
+
+def test_counts_on_an_event_loop_are_exact_at_a_scrape_and_after_the_pass(
+    single_process: None,
+) -> None:
+    route = ("route", "/")
+    count = ("tabserve_http_requests_total", (("method", "GET"), route, ("status", "200")))
+    bucket = (
+        "tabserve_http_request_duration_seconds_bucket",
+        (("le", "0.001"), ("method", "GET"), route),
+    )
+
+    async def serve() -> tuple[dict, dict]:  # type: ignore[type-arg]
+        for seconds in (0.0004, 0.001, 0.003):
+            metrics.observe_request("/", "GET", 200, seconds)
+        metrics.observe_batch("iris", 3, 0.0)
+        metrics.count_predictions("iris", 1, np.array([2]))
+        metrics.request_started()
+        scraped = samples(metrics.render()[0])  # a scrape in the same pass folds it first
+        metrics.observe_request("/", "GET", 200, 0.0001)
+        await asyncio.sleep(0)  # the loop's pass ends: its counts are folded
+        return scraped, samples(generate_latest(metrics._registry))
+
+    scraped, after = asyncio.run(serve())
+    assert (scraped[count], scraped[bucket]) == (3, 2)
+    assert (after[count], after[bucket]) == (4, 3)
+    assert after[("tabserve_http_request_duration_seconds_sum", (("method", "GET"), route))] == (
+        pytest.approx(0.0045)
+    )
+    assert after[("tabserve_batch_size_rows_bucket", (("le", "4.0"), ("model", "iris")))] == 1
+    pred = ("tabserve_predictions_total", (("class", "2"), ("model", "iris"), ("version", "1")))
+    assert after[pred] == 1
+    assert after[("tabserve_http_requests_in_flight", ())] == 1
 
 
 def test_out_of_range_and_missing_are_counted_per_feature(single_process: None) -> None:
