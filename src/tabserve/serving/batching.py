@@ -82,13 +82,14 @@ class Batcher:
 
     async def submit(self, rows: np.ndarray) -> Prediction:
         """Predict these rows, alone when the model is idle, else in the next batch."""
+        if not self._busy and not self._queue and self._inline(len(rows)):
+            result = self._timed(rows)
+            if self.observe is not None:
+                self.observe(len(rows), 0.0)
+            return result
+        # Only now: on Python 3.11 get_running_loop() makes a getpid() system call.
         loop = asyncio.get_running_loop()
         if not self._busy and not self._queue:
-            if self._inline(len(rows)):
-                result = self._timed(rows)
-                if self.observe is not None:
-                    self.observe(len(rows), 0.0)
-                return result
             self._busy = True
             try:
                 async with asyncio.timeout(self.timeout):
