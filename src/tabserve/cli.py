@@ -474,6 +474,10 @@ def serve(
     max_body_bytes: Annotated[
         int | None, typer.Option(help="Largest request body (else 413).")
     ] = None,
+    max_in_flight: Annotated[
+        int | None,
+        typer.Option(help="Requests in flight per worker; past it 503 + Retry-After (1024)."),
+    ] = None,
     grpc_port: Annotated[
         int | None, typer.Option(help="Also serve the Open Inference Protocol over gRPC here.")
     ] = None,
@@ -515,6 +519,7 @@ def serve(
         "batch_max_wait_ms": batch_max_wait_ms,
         "max_batch_rows": max_batch_rows,
         "max_body_bytes": max_body_bytes,
+        "max_in_flight": max_in_flight,
         "grpc_port": grpc_port,
         "registry_poll": registry_poll,
         "shadow": shadow or None,
