@@ -324,8 +324,10 @@ class LoadResult:
     statuses: Counter[int] = field(default_factory=Counter)
     wrong: int = 0  # 200 with a body other than the expected one
     transport_errors: int = 0
+    timeouts: int = 0  # transport errors that were a request hanging past `timeout`
     seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)  # X-Request-ID of each 200
 
     @property
     def ok(self) -> int:
@@ -340,7 +342,7 @@ class LoadResult:
         p99 = float(np.percentile(self.latencies, 99)) * 1000 if self.latencies else 0.0
         return (
             f"{what}: sent={self.sent} statuses={dict(self.statuses)} wrong={self.wrong} "
-            f"transport_errors={self.transport_errors} seconds={self.seconds:.1f} "
+            f"transport_errors={self.transport_errors} timeouts={self.timeouts} seconds={self.seconds:.1f} "
             f"rate={self.rate:.0f}/s p99={p99:.1f}ms"
         )
 
@@ -392,15 +394,18 @@ async def run_load(
                 assert reader is not None
                 writer.write(_request(host, target))
                 answer = await asyncio.wait_for(_read_answer(reader), timeout)
-            except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError):
+            except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError) as error:
                 result.transport_errors += 1
+                result.timeouts += isinstance(error, TimeoutError)
                 await _close(writer)
                 reader = writer = None
                 continue
             result.latencies.append(time.monotonic() - t0)
             result.statuses[answer.status] += 1
-            if answer.status == 200 and answer.body != expected:
-                result.wrong += 1
+            if answer.status == 200:
+                result.ids.append(answer.headers.get(b"x-request-id", b"").decode())
+                if answer.body != expected:
+                    result.wrong += 1
             if answer.headers.get(b"connection", b"").lower() == b"close":
                 await _close(writer)
                 reader = writer = None
