@@ -21,13 +21,12 @@ from tabserve.serving import metrics
 from tabserve.serving.batching import Batcher
 from tabserve.serving.validation import Schema
 from tabserve.settings import Settings
-from tabserve.types import Manifest, Prediction, Runtime, RuntimeKind
+from tabserve.types import Manifest, Prediction, Runtime
 
 __all__ = [
     "LoadedVersion",
     "ModelService",
     "NullSink",
-    "PipelineRuntime",
     "PredictionSink",
     "check",
     "input_signature",
@@ -71,44 +70,10 @@ class NullSink:
         return None
 
 
-class PipelineRuntime:
-    """A scikit-learn pipeline behind the Runtime interface (also the in-memory test runtime)."""
-
-    kind: RuntimeKind = "sklearn"
-
-    def __init__(self, pipeline: Any, manifest: Manifest) -> None:
-        self.pipeline = pipeline
-        self.columns = [f.column for f in manifest.features]
-        self.classifier = manifest.task == "classification" and hasattr(pipeline, "predict_proba")
-
-    def predict(self, rows: np.ndarray) -> Prediction:
-        """Labels (and class probabilities for classifiers) for rows in feature order."""
-        import pandas as pd
-
-        frame = pd.DataFrame(rows, columns=self.columns)
-        if rows.dtype == object:
-            frame = frame.infer_objects()
-        labels = np.asarray(self.pipeline.predict(frame))
-        proba = None
-        if self.classifier:
-            proba = np.asarray(self.pipeline.predict_proba(frame), dtype=np.float64)
-        return Prediction(labels, proba)
-
-    def close(self) -> None:
-        """Nothing to release."""
-
-
 def load_runtime(path: Path, manifest: Manifest, *, threads: int, settings: Settings) -> Runtime:
     """The runtime the manifest names, loaded from a verified artifact folder."""
-    try:
-        from tabserve.runtime import load_runtime as load
-    except ImportError:  # the runtime package is not installed yet: scikit-learn serves
-        from tabserve.artifacts import store
+    from tabserve.runtime import load_runtime as load
 
-        pipeline = store.load_pipeline(
-            path, manifest, allow_version_mismatch=settings.allow_version_mismatch
-        )
-        return PipelineRuntime(pipeline, manifest)
     return load(path, manifest, threads=threads)
 
 

@@ -19,8 +19,8 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from tabserve.runtime.sklearn import SklearnRuntime
 from tabserve.serving.app import create_app
-from tabserve.serving.inference import PipelineRuntime
 from tabserve.settings import Settings
 from tabserve.training.schema import infer_features
 from tabserve.types import Manifest, RuntimeInfo
@@ -112,7 +112,7 @@ def regressor() -> tuple[Manifest, Pipeline]:
 def make_client(*models: tuple[Manifest, Pipeline], **settings: Any) -> Iterator[TestClient]:
     """A TestClient over create_app with these in-memory models (prediction log off)."""
     conf = Settings(prediction_log=False, **settings)
-    app = create_app(conf, models=[(m, PipelineRuntime(p, m)) for m, p in models])
+    app = create_app(conf, models=[(m, SklearnRuntime(p, m)) for m, p in models])
     with TestClient(app, raise_server_exceptions=False) as client:
         yield client
 

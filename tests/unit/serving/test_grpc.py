@@ -25,11 +25,12 @@ from tabserve.errors import (
     UsageError,
     ValidationError,
 )
+from tabserve.runtime.sklearn import SklearnRuntime
 from tabserve.serving.grpc import start_grpc
 from tabserve.serving.grpc.protos import grpc_predict_v2_pb2 as pb
 from tabserve.serving.grpc.protos.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
 from tabserve.serving.grpc.service import status_code
-from tabserve.serving.inference import ModelService, PipelineRuntime
+from tabserve.serving.inference import ModelService
 from tabserve.serving.protocols import oip_v2
 from tabserve.settings import Settings
 from tabserve.types import Manifest
@@ -48,7 +49,7 @@ def _settings(**changes: Any) -> Settings:
 
 def _service(model: tuple[Manifest, Pipeline], settings: Settings) -> ModelService:
     manifest, pipeline = model
-    return ModelService(manifest, PipelineRuntime(pipeline, manifest), settings)
+    return ModelService(manifest, SklearnRuntime(pipeline, manifest), settings)
 
 
 @pytest.fixture
@@ -554,7 +555,7 @@ def test_status_codes_for_the_error_tree() -> None:
 def test_a_slow_prediction_is_deadline_exceeded(iris: tuple[Manifest, Pipeline]) -> None:
     manifest, pipeline = iris
 
-    class Slow(PipelineRuntime):
+    class Slow(SklearnRuntime):
         def predict(self, rows: np.ndarray) -> Any:
             time.sleep(0.3)
             return super().predict(rows)

@@ -15,9 +15,10 @@ from sklearn.pipeline import Pipeline
 from tabserve.artifacts import store
 from tabserve.artifacts.registry import Registry, open_registry
 from tabserve.errors import ArtifactError, OverloadedError
+from tabserve.runtime.sklearn import SklearnRuntime
 from tabserve.serving import metrics
 from tabserve.serving.app import create_app
-from tabserve.serving.inference import ModelService, PipelineRuntime
+from tabserve.serving.inference import ModelService
 from tabserve.serving.lifecycle import Poller, ShadowTraffic, disagreements
 from tabserve.settings import Settings
 from tabserve.types import Manifest, Prediction
@@ -141,8 +142,8 @@ def test_poller_swaps_a_moved_alias_and_refuses_a_tampered_version_once(
     settings = Settings(home=registry.home, prediction_log=False)
 
     async def scenario() -> None:
-        service = ModelService(manifest1, PipelineRuntime(iris[1], manifest1), settings)
-        pinned = ModelService(manifest1, PipelineRuntime(iris[1], manifest1), settings)
+        service = ModelService(manifest1, SklearnRuntime(iris[1], manifest1), settings)
+        pinned = ModelService(manifest1, SklearnRuntime(iris[1], manifest1), settings)
         poller = Poller(
             settings,
             [("iris@production", service), ("iris:1", pinned)],
@@ -199,7 +200,7 @@ def test_shadow_counts_disagreements_exactly_and_logs_rows_as_shadow(
     rows = np.tile(ROW, (10, 1))
 
     async def scenario() -> None:
-        live = ModelService(manifest, PipelineRuntime(iris[1], manifest), SETTINGS, sink)
+        live = ModelService(manifest, SklearnRuntime(iris[1], manifest), SETTINGS, sink)
         candidate = ModelService(_version(iris[0], 8), Constant(0), SETTINGS, inline=False)
         shadow = ShadowTraffic(live, candidate)
         shadow.start()
@@ -269,7 +270,7 @@ def test_several_versions_are_served_side_by_side(iris: tuple[Manifest, Pipeline
     v1, v2 = _version(manifest, 1), _version(manifest, 2)
     app = create_app(
         Settings(prediction_log=False, models=["iris:1", "iris:2"]),
-        models=[(v1, PipelineRuntime(pipeline, v1)), (v2, PipelineRuntime(pipeline, v2))],
+        models=[(v1, SklearnRuntime(pipeline, v1)), (v2, SklearnRuntime(pipeline, v2))],
     )
     body = {
         "inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP64", "data": ROW[0].tolist()}]
