@@ -45,8 +45,17 @@ def _add_exception_type(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any
     return event
 
 
+def _logger_name(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    """Render get_logger(name)'s name under the same key as standard-library loggers."""
+    name = event.pop("logger_name", None)
+    if name is not None:
+        event.setdefault("logger", name)
+    return event
+
+
 def _shared_processors() -> list[Any]:
     return [
+        _logger_name,
         merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -94,6 +103,8 @@ def configure(level: str = "info", fmt: LogFormat = "json", stream: TextIO | Non
         lg = logging.getLogger(name)
         lg.handlers[:] = []
         lg.propagate = True
+    # Alembic announces every migration context at info: noise on each registry open.
+    logging.getLogger("alembic").setLevel(max(numeric, logging.WARNING))
     # Access lines come from access() below, never from the servers' own access loggers.
     for name in ("uvicorn.access", "gunicorn.access"):
         lg = logging.getLogger(name)
@@ -104,8 +115,10 @@ def configure(level: str = "info", fmt: LogFormat = "json", stream: TextIO | Non
 
 def get_logger(name: str | None = None) -> Any:
     """A structlog logger; `name` is added as `logger` when given."""
-    log = structlog.get_logger()
-    return log.bind(logger=name) if name else log
+    # An initial value, not .bind(): binding a lazy proxy fixes the configuration at import
+    # time, before configure() ran (the master's lines came out in the default format).
+    # `logger` is wrap_logger's own parameter name, so the name travels as `logger_name`.
+    return structlog.get_logger(logger_name=name) if name else structlog.get_logger()
 
 
 def bind_request(

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger as GunicornLogger
 from uvicorn_worker import UvicornWorker
 
 from tabserve import logging as tlog
@@ -57,6 +58,17 @@ def _on_exit(server: Any) -> None:
     server.app.stop_shipper()
 
 
+class StructuredGunicornLogger(GunicornLogger):  # type: ignore[misc]
+    """gunicorn's own lines (worker boots, signals) through tabserve's structured logs."""
+
+    def setup(self, cfg: Any) -> None:
+        """Keep gunicorn's levels, drop its handlers: records go to the root's JSON handler."""
+        super().setup(cfg)
+        for log in (self.error_log, self.access_log):
+            log.handlers[:] = []
+        self.error_log.propagate = True
+
+
 class TabserveApplication(BaseApplication):  # type: ignore[misc]
     """gunicorn configured in code: no config file and no command line of its own."""
 
@@ -94,6 +106,7 @@ class TabserveApplication(BaseApplication):  # type: ignore[misc]
             "keepalive": 5,
             "accesslog": None,
             "errorlog": "-",
+            "logger_class": f"{__name__}.StructuredGunicornLogger",
             "loglevel": s.log_level,
             "child_exit": _child_exit,
             "when_ready": _when_ready,
