@@ -299,7 +299,11 @@ def create_app(
             from tabserve.serving.grpc import start_grpc  # after the fork: gRPC is not fork-safe
 
             grpc_handle = await start_grpc(
-                lambda: state.services, settings, settings.grpc_port, ready=lambda: state.ready
+                lambda: state.services,
+                settings,
+                settings.grpc_port,
+                ready=lambda: state.ready,
+                versions=state.service,
             )
         try:
             yield

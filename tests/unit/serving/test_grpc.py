@@ -13,12 +13,14 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import grpc
+import msgspec
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.pipeline import Pipeline
 
 from tabserve.errors import (
+    ModelNotFoundError,
     OverloadedError,
     RequestTimeoutError,
     TabserveError,
@@ -599,3 +601,40 @@ def test_an_address_that_cannot_be_bound_is_a_clear_error(
             await start_grpc(lambda: services, _settings(host="256.0.0.1"), 0)
 
     asyncio.run(main())
+
+
+def test_model_infer_reaches_another_loaded_version(iris: tuple[Manifest, Pipeline]) -> None:
+    """`serve iris:1 iris:2`: ModelInfer with model_version "2" is answered by version 2."""
+    manifest, pipeline = iris
+    settings = _settings()
+    current = _service(iris, settings)
+    second = msgspec.structs.replace(manifest, version=manifest.version + 1)
+    other = ModelService(second, SklearnRuntime(pipeline, second), settings)
+    loaded = {current.version: current, other.version: other}
+
+    def versions(name: str, version: str) -> ModelService:
+        if name == "iris" and version in loaded:
+            return loaded[version]
+        raise ModelNotFoundError(f"version {version!r} of {name} is not loaded here")
+
+    async def main() -> None:
+        handle = await start_grpc(lambda: {"iris": current}, settings, 0, versions=versions)
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{handle.port}") as channel:
+                stub = GRPCInferenceServiceStub(channel)
+                answer = await stub.ModelInfer(_raw_request([FLOWER], model_version=other.version))
+                assert answer.model_version == other.version
+                answer = await stub.ModelInfer(_raw_request([FLOWER]))
+                assert answer.model_version == current.version
+                code, details = await _code(
+                    stub.ModelInfer(_raw_request([FLOWER], model_version="9"))
+                )
+                assert code == Code.NOT_FOUND and "'9'" in details
+        finally:
+            await handle.stop(1)
+
+    try:
+        asyncio.run(main())
+    finally:
+        current.close()
+        other.close()

@@ -53,11 +53,13 @@ async def start_grpc(
     port: int,
     *,
     ready: Callable[[], bool] | None = None,
+    versions: Callable[[str, str], ModelService] | None = None,
 ) -> GrpcHandle:
     """Serve `inference.GRPCInferenceService` on settings.host:port in the running event loop.
 
     `services` is called on every RPC, so models loaded or swapped later are seen; `ready`
-    (default: every service ready) answers ServerReady. Port 0 picks a free port.
+    (default: every service ready) answers ServerReady; `versions(name, version)` finds a
+    loaded version other than the current one. Port 0 picks a free port.
     """
     options = [
         ("grpc.so_reuseport", 1),  # the default, stated: every worker binds this port
@@ -65,7 +67,7 @@ async def start_grpc(
         ("grpc.max_receive_message_length", settings.max_body_bytes),
     ]
     server = grpc.aio.server(options=options)
-    servicer = InferenceServicer(services, settings, ready)
+    servicer = InferenceServicer(services, settings, ready, versions)
     # The generated registration is untyped; it maps the six method paths to the servicer.
     add_GRPCInferenceServiceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
     where = address(settings.host, port)

@@ -83,10 +83,12 @@ class InferenceServicer(GRPCInferenceServiceServicer):
         services: Services,
         settings: Settings,
         ready: Callable[[], bool] | None = None,
+        versions: Callable[[str, str], ModelService] | None = None,
     ) -> None:
         self.services = services
         self.settings = settings
         self._ready = ready
+        self._versions = versions  # another loaded version of a name (`serve iris:3 iris:4`)
         self.in_flight = 0
         self._prefix = os.urandom(6).hex()
         self._counter = itertools.count(1)
@@ -106,6 +108,8 @@ class InferenceServicer(GRPCInferenceServiceServicer):
             served = ", ".join(sorted(services)) or "none"
             raise ModelNotFoundError(f"model {name!r} is not served here; models: {served}")
         if version and version != service.version:
+            if self._versions is not None:
+                return self._versions(name, version)
             raise ModelNotFoundError(
                 f"version {version!r} of {name} is not served here; served: {service.version}"
             )
