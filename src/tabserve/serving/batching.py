@@ -1,18 +1,25 @@
-"""Adaptive batching for one model: a queue, a future per request, predict off the event loop.
+"""Adaptive batching for one model: a queue, a future per request, one predict call per batch.
 
-A request that arrives while the model is idle is predicted at once (no added wait, so c=1
-latency is the model's own). While a predict runs, arrivals queue; when it ends, the next
-predict takes every queued request up to `max_rows` rows (a request larger than that goes
-alone, never split). Only when several requests are already queued and still short of
-`max_rows` does it wait up to `max_wait` for more. Results are split back per request exactly.
-Validation happens before a request is queued, so one bad row never fails the others.
+Two ways to run a predict, chosen by the runtime (its `inline` attribute), not by measuring:
 
-Where the predict runs: on the model's one executor thread, so a slow predict (scikit-learn,
-~0.5 ms a call, or a big request) never blocks the event loop. A model whose predict calls
-measure under `inline_budget` (ONNX Runtime: ~5-100 us for up to 64 rows) is called on the
-loop itself for batches up to `max_rows`: handing such a call to a thread costs more than
-the call (a queue put, a wake-up, a GIL hand-over and a loop wake-up: ~25 us measured) and
-halved the served requests per second. Requests over `max_rows` always go to the thread.
+- Inline runtimes (ONNX Runtime: ~5 us for 1 row, ~100 us for 64) are called on the event loop
+  itself. A request is queued and, when no flush is pending, a flush is scheduled with
+  `loop.call_soon`: every request that arrives in the same event-loop pass is predicted in one
+  call, and a request that arrives alone is predicted one loop pass later (no added wait when
+  idle). Handing such a call to a thread costs more than the call: a queue put, a futex
+  wake-up, GIL hand-overs and a loop wake-up (py-spy showed the thread's `_worker` and
+  `Session.run` at ~14% of a worker's samples, with the event loop's own C code on top). A batch
+  is cut at `max_rows`; a larger request goes alone to the thread, never split, so the loop is
+  never blocked for long. The model is never busy when a flush runs, so `max_wait` adds nothing
+  here: a wait would leave the loop idle while every queued client waits.
+- Other runtimes (scikit-learn, ~0.5 ms a call, whatever a test plugs in) run on the model's
+  one executor thread: a request that finds the model idle is predicted at once; while a
+  predict runs, arrivals queue, and the next predict takes every queued request up to
+  `max_rows` rows. Only when several requests are already queued and still short of
+  `max_rows` does it wait up to `max_wait` for more. `timeout` bounds these waits.
+
+Results are split back per request exactly. Validation happens before a request is queued, so
+one bad row never fails the others; a runtime error fails the requests of its batch only.
 """
 
 from __future__ import annotations
@@ -29,8 +36,6 @@ from tabserve.types import Prediction
 
 __all__ = ["Batcher", "split"]
 
-SMALL = 4  # calls of up to this many rows give the cost estimate
-
 Observer = Callable[[int, float], None]  # (rows in the predict call, oldest request's wait)
 
 
@@ -40,150 +45,200 @@ def split(prediction: Prediction, bounds: list[tuple[int, int]]) -> list[Predict
     return [Prediction(labels[a:b], None if proba is None else proba[a:b]) for a, b in bounds]
 
 
-class _Pending:
-    __slots__ = ("future", "queued_at", "rows")
-
-    def __init__(self, rows: np.ndarray, future: asyncio.Future[Prediction]) -> None:
-        self.rows = rows
-        self.future = future
-        self.queued_at = time.perf_counter()
-
-
 class Batcher:
-    """Coalesces concurrent `submit` calls into few `predict` calls on one executor thread."""
+    """Coalesces concurrent `submit` calls into few `predict` calls (on the loop or one thread)."""
 
     def __init__(
         self,
         predict: Callable[[np.ndarray], Prediction],
         *,
+        inline: bool = False,
         max_rows: int = 64,
         max_wait: float = 0.0,
         observe: Observer | None = None,
         name: str = "model",
-        inline_budget: float = 0.0002,
         timeout: float | None = None,
     ) -> None:
-        self.timeout = timeout
         self.predict = predict
-        self.inline_budget = inline_budget
-        self._cost: float | None = None  # moving average of small predict calls, CPU seconds
-        self._calls = 0
+        self.inline = inline
         self.max_rows = max_rows
         self.max_wait = max_wait
         self.observe = observe
+        self.timeout = timeout
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"tabserve-predict-{name}")
-        self._queue: deque[_Pending] = deque()
-        self._busy = False
+        # Queued requests: (rows, future). `_since` is when the oldest of them was queued.
+        self._queue: deque[tuple[np.ndarray, asyncio.Future[Prediction]]] = deque()
+        self._since = 0.0
+        self._busy = False  # the thread path: a predict call is running or about to
+        self._scheduled = False  # the inline path: a flush is scheduled
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def queued(self) -> int:
         """Requests waiting for the next predict call."""
         return len(self._queue)
 
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        # Cached: on Python 3.11 get_running_loop() makes a getpid() system call per call.
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            loop = self._loop = asyncio.get_running_loop()
+        return loop
+
     async def submit(self, rows: np.ndarray) -> Prediction:
-        """Predict these rows, alone when the model is idle, else in the next batch."""
-        if not self._busy and not self._queue and self._inline(len(rows)):
-            result = self._timed(rows)
+        """Predict these rows: in the next loop pass (inline), at once when idle, else batched."""
+        if self.inline and len(rows) <= self.max_rows:
+            loop = self._running_loop()
+            future: asyncio.Future[Prediction] = loop.create_future()
+            if not self._queue:
+                self._since = time.perf_counter()
+            self._queue.append((rows, future))
+            if not self._scheduled:
+                self._scheduled = True
+                loop.call_soon(self._flush)
+            # Bounded without a timer: the flush runs in the next pass and predicts on the loop.
+            return await future
+        if self.inline:  # a large request: alone, on the thread, never split
+            return await self._alone(rows, self._running_loop())
+        return await self._threaded(rows)
+
+    # -- inline: on the event loop ---------------------------------------------------------
+
+    def _flush(self) -> None:
+        """Predict every queued request (up to max_rows rows per call) on the loop, now."""
+        self._scheduled = False
+        queue = self._queue
+        while queue:
+            started = time.perf_counter()
+            since = self._since
+            batch, total = self._take()
+            if queue:
+                self._since = started  # the rest were queued no later than now
+            self._run(batch, total, started - since)
+
+    def _run(
+        self,
+        batch: list[tuple[np.ndarray, asyncio.Future[Prediction]]],
+        total: int,
+        waited: float,
+    ) -> None:
+        if len(batch) == 1:
+            rows, future = batch[0]
+            if future.done():  # cancelled (the client went away)
+                return
+            try:
+                prediction = self.predict(rows)
+            except Exception as error:
+                future.set_exception(error)
+                return
             if self.observe is not None:
-                self.observe(len(rows), 0.0)
-            return result
-        # Only now: on Python 3.11 get_running_loop() makes a getpid() system call.
-        loop = asyncio.get_running_loop()
+                self.observe(total, waited)
+            future.set_result(prediction)
+            return
+        live = [item for item in batch if not item[1].done()]
+        if not live:
+            return
+        try:
+            prediction = self.predict(
+                np.concatenate([rows for rows, _ in live]) if len(live) > 1 else live[0][0]
+            )
+        except Exception as error:  # the runtime's fault: every request of the batch sees it
+            for _, future in live:
+                future.set_exception(error)
+            return
+        if self.observe is not None:
+            self.observe(sum(len(rows) for rows, _ in live), waited)
+        labels, proba = prediction
+        offset = 0
+        for rows, future in live:
+            end = offset + len(rows)
+            future.set_result(
+                Prediction(labels[offset:end], None if proba is None else proba[offset:end])
+            )
+            offset = end
+
+    def _take(self) -> tuple[list[tuple[np.ndarray, asyncio.Future[Prediction]]], int]:
+        """The next batch: queued requests up to max_rows rows (an oversized one alone)."""
+        queue = self._queue
+        first = queue.popleft()
+        batch = [first]
+        total = len(first[0])
+        limit = self.max_rows
+        while queue and total + len(queue[0][0]) <= limit:
+            item = queue.popleft()
+            batch.append(item)
+            total += len(item[0])
+        return batch, total
+
+    # -- the executor thread ---------------------------------------------------------------
+
+    async def _alone(self, rows: np.ndarray, loop: asyncio.AbstractEventLoop) -> Prediction:
+        async with asyncio.timeout(self.timeout):
+            result = await loop.run_in_executor(self._executor, self.predict, rows)
+        if self.observe is not None:
+            self.observe(len(rows), 0.0)
+        return result
+
+    async def _threaded(self, rows: np.ndarray) -> Prediction:
+        loop = self._running_loop()
         if not self._busy and not self._queue:
             self._busy = True
             try:
-                async with asyncio.timeout(self.timeout):
-                    result = await loop.run_in_executor(self._executor, self._timed, rows)
+                return await self._alone(rows, loop)
             finally:
                 self._busy = False
                 if self._queue:
                     self._start(loop)
-            if self.observe is not None:
-                self.observe(len(rows), 0.0)
-            return result
         future: asyncio.Future[Prediction] = loop.create_future()
-        self._queue.append(_Pending(rows, future))
+        if not self._queue:
+            self._since = time.perf_counter()
+        self._queue.append((rows, future))
         if not self._busy:
             self._start(loop)
-        # Only awaits are bounded: an inline predict has nothing to time out.
         async with asyncio.timeout(self.timeout):
             return await future
 
-    def _inline(self, rows: int) -> bool:
-        cost = self._cost
-        return cost is not None and cost < self.inline_budget and rows <= self.max_rows
-
-    def _timed(self, rows: np.ndarray) -> Prediction:
-        """Predict; keep the moving average cost of small calls (1 in 8, up to SMALL rows)."""
-        self._calls += 1
-        cost = self._cost
-        if len(rows) > (SMALL if cost is not None else self.max_rows) or (
-            cost is not None and self._calls & 7
-        ):
-            return self.predict(rows)
-        # CPU time of this thread, and small calls only: on a loaded machine preemptions,
-        # waits for the GIL and the larger batches that formed meanwhile pushed a wall-clock
-        # average of every call past the budget, which sent predicts to the thread, whose GIL
-        # hand-overs pushed it further (seen under load with py-spy).
-        started = time.thread_time()
-        result = self.predict(rows)
-        spent = time.thread_time() - started
-        self._cost = spent if cost is None else 0.9 * cost + 0.1 * spent
-        return result
-
     def _start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._busy = True
-        loop.create_task(self._drain())
+        loop.create_task(self._drain(loop))
 
-    def _take(self) -> list[_Pending]:
-        """The next batch: queued requests up to max_rows rows (an oversized one alone)."""
-        queue = self._queue
-        batch = [queue.popleft()]
-        total = len(batch[0].rows)
-        while queue and total + len(queue[0].rows) <= self.max_rows:
-            item = queue.popleft()
-            batch.append(item)
-            total += len(item.rows)
-        return batch
-
-    async def _drain(self) -> None:
-        loop = asyncio.get_running_loop()
+    async def _drain(self, loop: asyncio.AbstractEventLoop) -> None:
         try:
             while self._queue:
-                if self.max_wait > 0 and len(self._queue) > 1:
-                    rows = sum(len(p.rows) for p in self._queue)
-                    if rows < self.max_rows:
-                        await asyncio.sleep(self.max_wait)
-                batch = [p for p in self._take() if not p.future.done()]  # drop timed-out ones
-                if not batch:
+                if (
+                    self.max_wait > 0
+                    and len(self._queue) > 1
+                    and sum(len(rows) for rows, _ in self._queue) < self.max_rows
+                ):
+                    await asyncio.sleep(self.max_wait)
+                started = time.perf_counter()
+                since = self._since
+                batch, _ = self._take()
+                if self._queue:
+                    self._since = started
+                live = [item for item in batch if not item[1].done()]  # drop timed-out ones
+                if not live:
                     continue
-                await self._run(loop, batch)
+                rows = np.concatenate([r for r, _ in live]) if len(live) > 1 else live[0][0]
+                try:
+                    prediction = await loop.run_in_executor(self._executor, self.predict, rows)
+                except Exception as error:  # every request of the batch sees it
+                    for _, future in live:
+                        if not future.done():
+                            future.set_exception(error)
+                    continue
+                if self.observe is not None:
+                    self.observe(len(rows), started - since)
+                bounds = []
+                offset = 0
+                for r, _ in live:
+                    bounds.append((offset, offset + len(r)))
+                    offset += len(r)
+                for (_, future), part in zip(live, split(prediction, bounds), strict=True):
+                    if not future.done():
+                        future.set_result(part)
         finally:
             self._busy = False
-
-    async def _run(self, loop: asyncio.AbstractEventLoop, batch: list[_Pending]) -> None:
-        started = time.perf_counter()
-        rows = batch[0].rows if len(batch) == 1 else np.concatenate([p.rows for p in batch])
-        try:
-            if self._inline(len(rows)):
-                prediction = self._timed(rows)
-            else:
-                prediction = await loop.run_in_executor(self._executor, self._timed, rows)
-        except Exception as error:  # the runtime's fault: every request of the batch sees it
-            for p in batch:
-                if not p.future.done():
-                    p.future.set_exception(error)
-            return
-        if self.observe is not None:
-            self.observe(len(rows), started - batch[0].queued_at)
-        bounds = []
-        offset = 0
-        for p in batch:
-            bounds.append((offset, offset + len(p.rows)))
-            offset += len(p.rows)
-        for p, part in zip(batch, split(prediction, bounds), strict=True):
-            if not p.future.done():
-                p.future.set_result(part)
 
     def close(self) -> None:
         """Stop the executor thread (after the last request)."""

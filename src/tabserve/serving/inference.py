@@ -215,7 +215,8 @@ class ModelService:
             observe=self._observe,
             name=f"{manifest.name}-{manifest.version}",
             timeout=s.request_timeout,
-            **({} if self.inline else {"inline_budget": -1.0}),
+            # The runtime says whether its predicts are fast enough for the event loop.
+            inline=self.inline and bool(getattr(runtime, "inline", False)),
         )
         # One assignment switches manifest, schema, runtime and batcher together.
         self.current = LoadedVersion(manifest, runtime, schema, batcher)

@@ -146,3 +146,17 @@ def test_serving_onnx_imports_no_sklearn_pandas_or_scipy(
     lines = done.stdout.splitlines()
     assert lines[0].startswith("onnx [")
     assert lines[1] == "heavy: []"
+
+
+def test_a_tie_in_probabilities_takes_the_first_class_as_scikit_learn(
+    iris_model: models.Fitted,
+) -> None:
+    runtime = _onnx(iris_model)
+    # ONNX's own labels on rows whose top probabilities tie: scikit-learn takes the first class.
+    proba = np.array([[0.5, 0.5, 0.0], [0.2, 0.4, 0.4], [0.1, 0.2, 0.7], [0.4, 0.3, 0.3]])
+    onnx_labels = np.array([1, 2, 1, 0], dtype=np.int64)
+    runtime._run = lambda outputs, feeds, options: [onnx_labels, proba]
+    got = runtime.predict(np.zeros((4, 4)))
+    # Tied rows get the first most probable class; an untied row keeps ONNX's label, even
+    # one that differs from the most probable class.
+    assert got.labels.tolist() == [0, 1, 1, 0]

@@ -102,16 +102,75 @@ def test_a_failing_predict_fails_only_its_batch() -> None:
     batcher.close()
 
 
-def test_fast_predicts_run_inline_after_measuring() -> None:
+def test_an_inline_runtime_predicts_on_the_loop_one_call_per_loop_pass() -> None:
     runtime = Recorder()
-    batcher = Batcher(runtime, max_rows=64)
+    batcher = Batcher(runtime, inline=True, max_rows=4)
+
+    async def main() -> tuple[Prediction, list[Prediction]]:
+        alone = await batcher.submit(rows(7))
+        together = await asyncio.gather(*(batcher.submit(rows(i, i + 0.5)) for i in range(5)))
+        return alone, together
+
+    alone, together = asyncio.run(main())
+    assert alone.labels.tolist() == [7]
+    for i, prediction in enumerate(together):
+        assert prediction.labels.tolist() == [i, i + 0.5]
+        assert prediction.proba is not None and prediction.proba[:, 1].tolist() == [-i, -i - 0.5]
+    # The idle request alone; the five arriving in one pass: cut at 4 rows, never split.
+    assert runtime.calls == [1, 4, 4, 2]
+    assert runtime.threads == {threading.main_thread().name}
+    batcher.close()
+
+
+def test_an_inline_runtime_sends_a_request_over_max_rows_to_the_thread() -> None:
+    runtime = Recorder()
+    batcher = Batcher(runtime, inline=True, max_rows=4)
+
+    async def main() -> list[Prediction]:
+        return await asyncio.gather(batcher.submit(rows(*range(9))), batcher.submit(rows(1)))
+
+    big, small = asyncio.run(main())
+    assert big.labels.tolist() == list(range(9)) and small.labels.tolist() == [1]
+    assert sorted(runtime.calls) == [1, 9]
+    assert len(runtime.threads) == 2  # the small one on the loop, the big one off it
+    batcher.close()
+
+
+def test_an_inline_batch_failure_fails_its_requests_only() -> None:
+    calls = 0
+
+    def flaky(batch: np.ndarray) -> Prediction:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("boom")
+        return Prediction(batch[:, 0], None)
+
+    batcher = Batcher(flaky, inline=True, max_rows=64)
 
     async def main() -> None:
-        for i in range(5):
-            await batcher.submit(rows(i))
+        first = await asyncio.gather(
+            batcher.submit(rows(1)), batcher.submit(rows(2)), return_exceptions=True
+        )
+        assert all(isinstance(r, RuntimeError) for r in first)
+        assert (await batcher.submit(rows(3))).labels.tolist() == [3]
 
     asyncio.run(main())
-    assert threading.main_thread().name in runtime.threads
+    batcher.close()
+
+
+def test_inline_batches_report_their_size_and_queue_wait() -> None:
+    seen: list[tuple[int, float]] = []
+    batcher = Batcher(
+        Recorder(), inline=True, max_rows=64, observe=lambda n, w: seen.append((n, w))
+    )
+
+    async def main() -> None:
+        await asyncio.gather(*(batcher.submit(rows(i, i)) for i in range(3)))
+
+    asyncio.run(main())
+    assert [n for n, _ in seen] == [6]
+    assert 0 <= seen[0][1] < 1.0
     batcher.close()
 
 
