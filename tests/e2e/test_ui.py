@@ -1,4 +1,4 @@
-"""The web UI in headless Chromium against the real server: `tabserve train`, then `tabserve serve`.
+"""The web UI in headless Chromium against the real server: the default model trained, then served.
 
 Playwright drives Debian's /usr/bin/chromium (never a downloaded browser). Screenshots go to
 test-artifacts/e2e/ for a human to look at.
@@ -6,17 +6,15 @@ test-artifacts/e2e/ for a human to look at.
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect, sync_playwright
-from tests.support.net import free_port, wait_until
+from tests.support.models import train_iris
+from tests.support.server import Server
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -34,57 +32,18 @@ SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "e2e"
 pytestmark = pytest.mark.slow
 
 
-def _env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TABSERVE_")}
-    return {**env, "TABSERVE_HOME": str(home)}
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The default Iris model trained into a fresh home and served with 2 workers; yields its URL."""
     tmp = tmp_path_factory.mktemp("ui")
     home = tmp / "home"
-    subprocess.run(
-        [sys.executable, "-m", "tabserve", "train"],
-        env=_env(home),
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log_path = tmp / "serve.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "tabserve", "serve"),
-                *("--host", "127.0.0.1", "--port", str(port), "--workers", "2"),
-            ],
-            env=_env(home),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-
-        def ready() -> bool:
-            if process.poll() is not None:
-                raise RuntimeError(
-                    f"tabserve serve exited:\n{log_path.read_text(errors='replace')}"
-                )
-            try:
-                return httpx.get(f"{url}/v2/health/ready", timeout=2).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        try:
-            wait_until(ready, 60, "tabserve serve ready")
-            yield url
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    train_iris(home)
+    running = Server(home, tmp / "serve.log")
+    try:
+        running.wait_ready()
+        yield running.url
+    finally:
+        running.stop()
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -12,9 +11,9 @@ import pandas as pd
 import pytest
 from sklearn import datasets
 from sklearn.ensemble import GradientBoostingClassifier
-from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
+from tests.support.models import write_lecture_pickle
 from tests.unit.artifacts.helpers import NAMES, make_manifest
 
 from tabserve.artifacts import store
@@ -34,18 +33,7 @@ def tabserve(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def lecture_pickle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The lecture's model.pickle: Pipeline(StandardScaler, GradientBoosting) on a DataFrame."""
-    iris = datasets.load_iris()
-    df_iris = pd.DataFrame(data=iris["data"], columns=iris["feature_names"])
-    df_iris["target"] = iris["target"]
-    df_train, _ = train_test_split(
-        df_iris, test_size=0.3, random_state=47, stratify=df_iris["target"]
-    )
-    model = Pipeline([("scale", StandardScaler()), ("gbm", GradientBoostingClassifier())])
-    model.fit(df_train[iris["feature_names"]], df_train["target"])
-    path = tmp_path_factory.mktemp("lecture") / "model.pickle"
-    with path.open("wb") as f:
-        pickle.dump(model, f)
-    return path
+    return write_lecture_pickle(tmp_path_factory.mktemp("lecture") / "model.pickle")
 
 
 def publish_iris(home: Path, times: int) -> None:

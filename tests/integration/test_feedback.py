@@ -8,8 +8,9 @@ from pathlib import Path
 import psycopg
 import pytest
 from sklearn.datasets import load_iris
-from tests.integration.served import Served, metric, register_iris, sqlite_rows
+from tests.support.models import register_iris
 from tests.support.net import wait_until
+from tests.support.server import Server, metric, sqlite_rows
 from tests.unit.monitoring.feedback_cases import check_feedback_by_either_id, labels, log_row
 
 from tabserve.monitoring.sinks import SCHEMA_VERSION, PostgresSink
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.slow
 def test_feedback_sets_live_accuracy_to_the_fraction_predicted_right(tmp_path: Path) -> None:
     home = tmp_path / "home"
     register_iris(home)
-    server = Served(home, tmp_path / "serve.log").wait_ready()
+    server = Server(home, tmp_path / "serve.log", "iris").wait_ready()
     try:
         rows = load_iris().data[::15].tolist()  # 10 flowers
         response = server.client.post("/v1/models/iris:predict", json={"instances": rows})
@@ -54,19 +55,19 @@ def test_feedback_sets_live_accuracy_to_the_fraction_predicted_right(tmp_path: P
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """One server for the tests below (their feedback never touches the same rows)."""
     tmp_path = tmp_path_factory.mktemp("feedback")
     home = tmp_path / "home"
     register_iris(home)
-    server = Served(home, tmp_path / "serve.log").wait_ready()
+    server = Server(home, tmp_path / "serve.log", "iris").wait_ready()
     try:
         yield server
     finally:
         assert server.stop() == 0, server.output()
 
 
-def refused(server: Served) -> float:
+def refused(server: Server) -> float:
     """All of tabserve_validation_failures_total, whatever the model and reason."""
     return sum(
         v
@@ -75,7 +76,7 @@ def refused(server: Served) -> float:
     )
 
 
-def test_feedback_errors_say_what_is_wrong_and_are_no_refused_predictions(served: Served) -> None:
+def test_feedback_errors_say_what_is_wrong_and_are_no_refused_predictions(served: Server) -> None:
     client = served.client
     before = refused(served)
     label = {"labels": [{"request_id": "x", "row": 0, "label": 1}]}
@@ -100,7 +101,7 @@ def test_feedback_errors_say_what_is_wrong_and_are_no_refused_predictions(served
     assert refused(served) == before + 1
 
 
-def test_feedback_by_the_clients_own_request_id(served: Served) -> None:
+def test_feedback_by_the_clients_own_request_id(served: Server) -> None:
     rows = load_iris().data[1::15].tolist()  # 10 flowers
     response = served.client.post(
         "/v1/models/iris:predict",

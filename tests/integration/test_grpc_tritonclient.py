@@ -6,122 +6,48 @@ HTTP. tritonclient sends inputs in `raw_input_contents` and reads `raw_output_co
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import NamedTuple
 
 import httpx
 import numpy as np
 import pytest
-import sklearn
 import tritonclient.grpc as grpcclient
 from sklearn.datasets import load_iris
-from sklearn.ensemble import GradientBoostingClassifier
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
+from tests.support.models import register_iris
 from tests.support.net import free_port, wait_until
+from tests.support.server import Server
 from tritonclient.utils import InferenceServerException
 
-from tabserve.artifacts import store
-from tabserve.artifacts.registry import open_registry
-from tabserve.settings import Settings
-from tabserve.types import Feature, Manifest, RuntimeInfo
+from tabserve.types import Manifest
 
-NAMES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 FLOWER = [7.7, 3.0, 6.1, 2.3]  # the lecture's example: class 2 (virginica)
 
 pytestmark = pytest.mark.slow
 
 
-class Server(NamedTuple):
+class Endpoints(NamedTuple):
     grpc_url: str
     http_url: str
     manifest: Manifest
 
 
-def _register_iris(home: Path) -> Manifest:
-    """The lecture's pipeline (StandardScaler + GradientBoosting) in a fresh registry."""
-    X, y = load_iris(return_X_y=True, as_frame=True)
-    X.columns = NAMES
-    pipeline = Pipeline(
-        [("scale", StandardScaler()), ("clf", GradientBoostingClassifier(random_state=0))]
-    )
-    pipeline.fit(X, y)
-    features = [
-        Feature(
-            name=n,
-            column=n,
-            kind="number",
-            dtype="float64",
-            min=float(X[n].min()),
-            max=float(X[n].max()),
-            mean=float(X[n].mean()),
-            std=float(X[n].std()),
-        )
-        for n in NAMES
-    ]
-    manifest = Manifest(
-        name="iris",
-        version=0,
-        created_at="2026-11-24T12:00:00Z",
-        task="classification",
-        target="target",
-        features=features,
-        classes=[0, 1, 2],
-        data_fingerprint="0" * 64,
-        source="iris",
-        estimator="sklearn.ensemble.GradientBoostingClassifier",
-        environment={"python": sys.version.split()[0], "scikit-learn": sklearn.__version__},
-        runtime=RuntimeInfo(kind="sklearn", file="model.skops"),
-    )
-    staged = store.stage(manifest=manifest, pipeline=pipeline, files={}, home=home)
-    with open_registry(Settings(home=home)) as registry:
-        return registry.publish(staged)
-
-
-def _ready(http_url: str) -> bool:
-    try:
-        return httpx.get(f"{http_url}/v2/health/ready", timeout=2).status_code == 200
-    except httpx.TransportError:
-        return False
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoints]:
     """`tabserve serve iris --workers 2 --grpc-port P` on free 127.0.0.1 ports."""
     tmp_path = tmp_path_factory.mktemp("grpc")
     home = tmp_path / "home"
-    manifest = _register_iris(home)
-    port, grpc_port = free_port(), free_port()
-    log_path = tmp_path / "serve.log"
-    log = log_path.open("wb")
-    process = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "tabserve", "serve", "iris"),
-            *("--host", "127.0.0.1", "--port", str(port), "--workers", "2"),
-            *("--grpc-port", str(grpc_port)),
-        ],
-        env={
-            **{k: v for k, v in os.environ.items() if not k.startswith("TABSERVE_")},
-            "TABSERVE_HOME": str(home),
-            "TABSERVE_PREDICTION_LOG": "false",
-        },
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    http_url = f"http://127.0.0.1:{port}"
+    manifest = register_iris(home)
+    grpc_port = free_port()
     grpc_url = f"127.0.0.1:{grpc_port}"
+    running = Server(
+        home,
+        tmp_path / "serve.log",
+        *("iris", "--grpc-port", str(grpc_port)),
+        env={"TABSERVE_PREDICTION_LOG": "false"},
+    )
 
-    def ready() -> bool:
-        if process.poll() is not None:
-            log.flush()
-            output = log_path.read_text(errors="replace")
-            raise RuntimeError(f"tabserve serve exited with {process.returncode}:\n{output}")
-        if not _ready(http_url):
-            return False
+    def grpc_ready() -> bool:
         client = grpcclient.InferenceServerClient(url=grpc_url)
         try:
             return bool(client.is_server_ready())
@@ -131,20 +57,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             client.close()
 
     try:
-        wait_until(ready, 60, "tabserve serve ready over HTTP and gRPC")
-        yield Server(grpc_url, http_url, manifest)
+        running.wait_ready()
+        wait_until(grpc_ready, 60, "tabserve serve ready over gRPC")
+        yield Endpoints(grpc_url, running.url, manifest)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
-    assert process.returncode == 0, log_path.read_text(errors="replace")
+        code = running.stop()
+    assert code == 0, running.output()
 
 
-def test_infer_returns_class_2_for_the_lectures_flower(server: Server) -> None:
+def test_infer_returns_class_2_for_the_lectures_flower(server: Endpoints) -> None:
     client = grpcclient.InferenceServerClient(url=server.grpc_url)
     inputs = [grpcclient.InferInput("input", [1, 4], "FP32")]
     inputs[0].set_data_from_numpy(np.array([FLOWER], dtype=np.float32))
@@ -163,7 +84,7 @@ def test_infer_returns_class_2_for_the_lectures_flower(server: Server) -> None:
     client.close()
 
 
-def test_same_answer_as_rest_v2(server: Server) -> None:
+def test_same_answer_as_rest_v2(server: Endpoints) -> None:
     X = load_iris().data
     client = grpcclient.InferenceServerClient(url=server.grpc_url)
     inputs = [grpcclient.InferInput("input", list(X.shape), "FP64")]
@@ -179,7 +100,7 @@ def test_same_answer_as_rest_v2(server: Server) -> None:
     assert labels == rest["outputs"][0]["data"]
 
 
-def test_health_and_metadata(server: Server) -> None:
+def test_health_and_metadata(server: Endpoints) -> None:
     client = grpcclient.InferenceServerClient(url=server.grpc_url)
     assert client.is_server_live()
     assert client.is_server_ready()
@@ -193,7 +114,7 @@ def test_health_and_metadata(server: Server) -> None:
     client.close()
 
 
-def test_errors_carry_grpc_status_codes(server: Server) -> None:
+def test_errors_carry_grpc_status_codes(server: Endpoints) -> None:
     client = grpcclient.InferenceServerClient(url=server.grpc_url)
     inputs = [grpcclient.InferInput("input", [1, 3], "FP32")]
     inputs[0].set_data_from_numpy(np.array([[1.0, 2.0, 3.0]], dtype=np.float32))
@@ -207,7 +128,7 @@ def test_errors_carry_grpc_status_codes(server: Server) -> None:
     client.close()
 
 
-def test_fresh_connections_all_answer(server: Server) -> None:
+def test_fresh_connections_all_answer(server: Endpoints) -> None:
     # Each client is a new connection; SO_REUSEPORT spreads them over the two workers.
     for _ in range(20):
         client = grpcclient.InferenceServerClient(url=server.grpc_url)

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.integration.served import LECTURE, Served, metric
-from tests.integration.test_server import register_iris
+from tests.support.models import register_iris
 from tests.support.net import wait_until
+from tests.support.server import LECTURE, Server, metric
 
 pytestmark = pytest.mark.slow
 
@@ -42,16 +42,17 @@ def _promote(home: Path, ref: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """`tabserve serve iris --registry-poll 0.3` with iris:1 in production and iris:2 ready."""
     tmp = tmp_path_factory.mktemp("hotswap")
     home = tmp / "home"
     register_iris(home)
     register_iris(home)
     _promote(home, "iris:1")
-    served = Served(
+    served = Server(
         home,
         tmp / "serve.log",
+        "iris",
         "--registry-poll",
         "0.3",
         env={"TABSERVE_PREDICTION_LOG": "false"},
@@ -83,7 +84,7 @@ def _load_loop(url: str, results: list[tuple[int, int, str]], stop_at: float) ->
             results.append((n, response.status_code, version))
 
 
-def test_promote_during_load_switches_every_worker_with_no_failure(server: Served) -> None:
+def test_promote_during_load_switches_every_worker_with_no_failure(server: Server) -> None:
     results: list[tuple[int, int, str]] = []  # list.append is atomic: threads share it
     stop_at = time.monotonic() + 120  # liveness bound, far above the few seconds it takes
     threads = [
@@ -110,7 +111,7 @@ def test_promote_during_load_switches_every_worker_with_no_failure(server: Serve
 
 
 def test_a_tampered_version_promoted_is_refused_and_the_old_keeps_serving(
-    server: Served,
+    server: Server,
 ) -> None:
     wait_until(
         lambda: all(

@@ -8,18 +8,16 @@ data, one JSON access line per request; and `serve --dev --log-format console`.
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from sklearn.datasets import load_iris
-from tests.integration.served import LECTURE, Served, metric, register_iris, sqlite_rows
-from tests.support.net import free_port, wait_until
+from tests.support.models import register_iris
+from tests.support.net import wait_until
+from tests.support.server import LECTURE, Server, metric, sqlite_rows
 
 pytestmark = pytest.mark.slow
 
@@ -28,10 +26,10 @@ V2 = "/v2/models/{name}/infer"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     home = tmp_path_factory.mktemp("metrics") / "home"
     register_iris(home)
-    running = Served(home, tmp_path_factory.mktemp("log") / "serve.log", "--access-log")
+    running = Server(home, tmp_path_factory.mktemp("log") / "serve.log", "iris", "--access-log")
     try:
         yield running.wait_ready()
     finally:
@@ -50,7 +48,7 @@ def total(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: s
     return sum(v for (n, _), v in samples.items() if n == name)
 
 
-def test_metrics_count_a_known_sequence_across_both_workers(server: Served) -> None:
+def test_metrics_count_a_known_sequence_across_both_workers(server: Server) -> None:
     before = server.metrics()
     workers: set[str] = set()
     lecture = 0
@@ -105,7 +103,7 @@ def iris_rows() -> list[list[float]]:
     return load_iris().data.tolist()
 
 
-def drift(server: Served) -> dict[str, float]:
+def drift(server: Server) -> dict[str, float]:
     """The drift gauge of each feature that has one yet."""
     samples = server.metrics()
     keys = {
@@ -114,12 +112,12 @@ def drift(server: Served) -> dict[str, float]:
     return {f: samples[key] for f, key in keys.items() if key in samples}
 
 
-def written(server: Served) -> float:
+def written(server: Server) -> float:
     return metric(server.metrics(), "tabserve_prediction_log_rows_written_total")
 
 
 def test_drift_gauge_stays_low_for_training_like_data_and_rises_for_shifted(
-    server: Served,
+    server: Server,
 ) -> None:
     rows = iris_rows()
     # The drift window is the last 10,000 rows: fill it with the training data itself, so
@@ -150,7 +148,7 @@ def test_drift_gauge_stays_low_for_training_like_data_and_rises_for_shifted(
     )
 
 
-def test_access_log_is_one_json_line_per_request_without_feature_values(server: Served) -> None:
+def test_access_log_is_one_json_line_per_request_without_feature_values(server: Server) -> None:
     marker = "access-check-7f3a"
     flower = [6.3, 2.7, 4.9, 1.8]
     response = server.client.post(
@@ -185,42 +183,22 @@ def test_access_log_is_one_json_line_per_request_without_feature_values(server: 
 def test_dev_server_logs_in_console_format_and_ships_its_rows(tmp_path: Path) -> None:
     home = tmp_path / "home"
     register_iris(home)
-    port = free_port()
-    log = tmp_path / "dev.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "tabserve", "serve", "iris", "--dev"),
-                *("--log-format", "console", "--access-log"),
-                *("--host", "127.0.0.1", "--port", str(port)),
-            ],
-            env={
-                **{k: v for k, v in os.environ.items() if not k.startswith("TABSERVE_")},
-                "TABSERVE_HOME": str(home),
-            },
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            url = f"http://127.0.0.1:{port}"
-
-            def ready() -> bool:
-                assert process.poll() is None, log.read_text()
-                try:
-                    return httpx.get(url + "/v2/health/ready", timeout=2).status_code == 200
-                except httpx.TransportError:
-                    return False
-
-            wait_until(ready, 60, "dev server ready")
-            response = httpx.get(url + LECTURE, timeout=10)
-            assert response.status_code == 200
-            rid = response.headers["x-request-id"]
-            process.send_signal(signal.SIGTERM)
-            assert process.wait(30) == 0, log.read_text()
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+    server = Server(
+        home,
+        tmp_path / "dev.log",
+        *("iris", "--dev", "--log-format", "console", "--access-log"),
+        workers=None,
+    )
+    process, log = server.process, server.log_path
+    try:
+        server.wait_ready()
+        response = httpx.get(server.url + LECTURE, timeout=10)
+        assert response.status_code == 200
+        rid = response.headers["x-request-id"]
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0, log.read_text()
+    finally:
+        server.stop()
     text = log.read_text()
     ready_lines = [line for line in text.splitlines() if "model ready" in line]
     assert ready_lines and not ready_lines[0].startswith("{")

@@ -10,25 +10,22 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
 import psycopg
 import pytest
-from tests.integration.served import (
-    Served,
-    as_keys,
-    expected_keys,
-    metric,
-    mixed_requests,
-    register_iris,
-    sqlite_rows,
-)
+from tests.support.models import copy_home, register_iris
 from tests.support.net import wait_until
 from tests.support.postgres import Cluster
+from tests.support.server import LECTURE, Server, metric, sqlite_rows
 
 pytestmark = pytest.mark.slow
+
+FLOWERS = [[5.1, 3.5, 1.4, 0.2], [6.2, 2.9, 4.3, 1.3], [7.7, 3.0, 6.1, 2.3], [5.9, 3.0, 5.1, 1.8]]
 
 
 @pytest.fixture(scope="module")
@@ -39,13 +36,48 @@ def iris_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def fresh_home(iris_home: Path, tmp_path: Path, name: str) -> Path:
-    """A TABSERVE_HOME of its own holding the registered model."""
-    import shutil
+def mixed_requests(
+    client: httpx.Client, count: int, served: dict[str, int] | None = None
+) -> dict[str, int]:
+    """`count` requests over every protocol (some with several rows); {request id: rows} of 200s.
 
-    home = tmp_path / name
-    shutil.copytree(iris_home, home)
-    return home
+    Each 200 is added to `served` as soon as it arrives, so a caller that sees the connection
+    fail midway still knows every answered request.
+    """
+    served = {} if served is None else served
+    for i in range(count):
+        rows = FLOWERS[: 1 + i % len(FLOWERS)]
+        kind = i % 4
+        if kind == 0:
+            response = client.get(LECTURE)
+            rows = rows[:1]
+        elif kind == 1:
+            response = client.post("/v1/models/iris:predict", json={"instances": rows})
+        elif kind == 2:
+            data = [v for r in rows for v in r]
+            response = client.post(
+                "/v2/models/iris/infer",
+                json={
+                    "inputs": [
+                        {"name": "input", "shape": [len(rows), 4], "datatype": "FP64", "data": data}
+                    ]
+                },
+            )
+        else:
+            response = client.post("/invocations", json={"instances": rows})
+        if response.status_code == 200:
+            served[response.headers["x-request-id"]] = len(rows)
+    return served
+
+
+def expected_keys(served: dict[str, int]) -> set[tuple[str, int, str]]:
+    """(request id, row, role) of every served row."""
+    return {(rid, row, "live") for rid, n in served.items() for row in range(n)}
+
+
+def as_keys(rows: Iterable[Any]) -> list[tuple[str, int, str]]:
+    """Log rows as (request id, row, role) tuples, duplicates kept."""
+    return [(str(r[0]), int(r[1]), str(r[2])) for r in rows]
 
 
 def postgres_keys(url: str) -> list[tuple[str, int, str]]:
@@ -56,8 +88,8 @@ def postgres_keys(url: str) -> list[tuple[str, int, str]]:
 def test_two_servers_log_every_row_once_each_in_its_own_home(
     iris_home: Path, tmp_path: Path
 ) -> None:
-    a = Served(fresh_home(iris_home, tmp_path, "a"), tmp_path / "a.log")
-    b = Served(fresh_home(iris_home, tmp_path, "b"), tmp_path / "b.log")
+    a = Server(copy_home(iris_home, tmp_path / "a"), tmp_path / "a.log", "iris")
+    b = Server(copy_home(iris_home, tmp_path / "b"), tmp_path / "b.log", "iris")
     try:
         a.wait_ready()
         b.wait_ready()
@@ -89,9 +121,10 @@ def test_two_servers_log_every_row_once_each_in_its_own_home(
 def test_postgres_log_holds_one_row_per_served_row(
     iris_home: Path, tmp_path: Path, postgres_url: str
 ) -> None:
-    server = Served(
-        fresh_home(iris_home, tmp_path, "home"),
+    server = Server(
+        copy_home(iris_home, tmp_path / "home"),
         tmp_path / "serve.log",
+        "iris",
         env={"TABSERVE_PREDICTION_LOG_URL": postgres_url},
     ).wait_ready()
     try:
@@ -105,14 +138,16 @@ def test_postgres_log_holds_one_row_per_served_row(
 
 
 def test_a_killed_shipper_is_restarted_by_the_master(iris_home: Path, tmp_path: Path) -> None:
-    server = Served(fresh_home(iris_home, tmp_path, "home"), tmp_path / "serve.log").wait_ready()
+    server = Server(
+        copy_home(iris_home, tmp_path / "home"), tmp_path / "serve.log", "iris"
+    ).wait_ready()
     try:
-        wait_until(lambda: len(server.shippers()) == 1, 30, "one shipper")
-        victim = server.shippers()[0]
+        wait_until(lambda: len(server.shipper_pids()) == 1, 30, "one shipper")
+        victim = server.shipper_pids()[0]
         os.kill(victim, signal.SIGKILL)
         served = mixed_requests(server.client, 20)  # spooled while no shipper runs
         wait_until(
-            lambda: len(server.shippers()) == 1 and victim not in server.shippers(),
+            lambda: len(server.shipper_pids()) == 1 and victim not in server.shipper_pids(),
             30,
             "a new shipper",
         )
@@ -120,13 +155,13 @@ def test_a_killed_shipper_is_restarted_by_the_master(iris_home: Path, tmp_path: 
             lambda: len(sqlite_rows(server.home)) >= sum(served.values()), 30, "rows shipped"
         )
         assert sorted(as_keys(sqlite_rows(server.home))) == sorted(expected_keys(served))
-        replacement = server.shippers()[0]
+        replacement = server.shipper_pids()[0]
     finally:
         assert server.stop() == 0, server.output()
     assert not psutil.pid_exists(replacement)  # stopped with the server, not orphaned
 
 
-def load(server: Served, served: dict[str, int], stop: threading.Event, errors: list[str]) -> None:
+def load(server: Server, served: dict[str, int], stop: threading.Event, errors: list[str]) -> None:
     """Send requests until `stop`; record every 200 (the server may close the door meanwhile)."""
     with httpx.Client(base_url=server.url, timeout=10) as client:
         deadline = time.monotonic() + 30  # bounded whatever happens
@@ -141,7 +176,9 @@ def load(server: Served, served: dict[str, int], stop: threading.Event, errors: 
 
 
 def test_sigterm_during_load_loses_no_answered_row(iris_home: Path, tmp_path: Path) -> None:
-    server = Served(fresh_home(iris_home, tmp_path, "home"), tmp_path / "serve.log").wait_ready()
+    server = Server(
+        copy_home(iris_home, tmp_path / "home"), tmp_path / "serve.log", "iris"
+    ).wait_ready()
     served: dict[str, int] = {}
     errors: list[str] = []
     stop = threading.Event()
@@ -169,9 +206,10 @@ def test_a_postgres_outage_delays_rows_but_loses_none(
     iris_home: Path, tmp_path: Path, throwaway_postgres: Cluster
 ) -> None:
     url = throwaway_postgres.url()
-    server = Served(
-        fresh_home(iris_home, tmp_path, "home"),
+    server = Server(
+        copy_home(iris_home, tmp_path / "home"),
         tmp_path / "serve.log",
+        "iris",
         env={"TABSERVE_PREDICTION_LOG_URL": url},
     ).wait_ready()
     try:

@@ -16,110 +16,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import psutil
 import pytest
-import sklearn
-from sklearn.datasets import load_iris
-from sklearn.ensemble import GradientBoostingClassifier
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
+from tests.support.models import register_iris
 from tests.support.net import free_port, wait_until
-
-from tabserve.artifacts import store
-from tabserve.artifacts.registry import open_registry
-from tabserve.settings import Settings
-from tabserve.training.schema import infer_features
-from tabserve.types import Manifest, RuntimeInfo
+from tests.support.server import LECTURE, Server
 
 pytestmark = pytest.mark.slow
-
-NAMES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
-LECTURE = "/?sepal_length=7.7&sepal_width=3.0&petal_length=6.1&petal_width=2.3"
-
-
-def register_iris(home: Path) -> Manifest:
-    """The lecture's pipeline on Iris, published to a registry in `home`."""
-    X, y = load_iris(return_X_y=True, as_frame=True)
-    X.columns = NAMES
-    pipeline = Pipeline(
-        [("scale", StandardScaler()), ("clf", GradientBoostingClassifier(random_state=0))]
-    ).fit(X, y)
-    manifest = Manifest(
-        name="iris",
-        version=0,
-        created_at="2026-11-24T12:00:00Z",
-        task="classification",
-        target="target",
-        features=infer_features(X),
-        classes=[0, 1, 2],
-        data_fingerprint="0" * 64,
-        source="iris",
-        estimator="sklearn.ensemble.GradientBoostingClassifier",
-        environment={"python": sys.version.split()[0], "scikit-learn": sklearn.__version__},
-        runtime=RuntimeInfo(kind="sklearn", file="model.skops"),
-    )
-    staged = store.stage(manifest=manifest, pipeline=pipeline, files={}, home=home)
-    with open_registry(Settings(home=home)) as registry:
-        return registry.publish(staged)
-
-
-class Server:
-    """A running `tabserve serve` process and its log."""
-
-    def __init__(self, home: Path, log: Path, *args: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log
-        self.log = log.open("wb")
-        self.process = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "tabserve", "serve", *args),
-                *("--host", "127.0.0.1", "--port", str(self.port), "--workers", "2"),
-                *("--graceful-timeout", "10"),
-            ],
-            env={
-                **{k: v for k, v in os.environ.items() if not k.startswith("TABSERVE_")},
-                "TABSERVE_HOME": str(home),
-            },
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def output(self) -> str:
-        self.log.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def ready(self) -> bool:
-        if self.process.poll() is not None:
-            raise RuntimeError(
-                f"tabserve serve exited with {self.process.returncode}:\n{self.output()}"
-            )
-        try:
-            return httpx.get(f"{self.url}/v2/health/ready", timeout=2).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    def workers(self) -> list[int]:
-        """The master's worker processes (not the prediction-log shipper it also runs)."""
-        found = []
-        for child in psutil.Process(self.process.pid).children():
-            try:
-                if "tabserve.monitoring.shipper" not in " ".join(child.cmdline()):
-                    found.append(child.pid)
-            except psutil.NoSuchProcess:
-                continue
-        return found
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log.close()
-        return self.process.returncode
 
 
 @pytest.fixture(scope="module")
@@ -133,10 +35,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def server(home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     running = Server(home, tmp_path_factory.mktemp("log") / "serve.log", "iris")
     try:
-        wait_until(running.ready, 60, "tabserve serve ready")
-        # Each worker loads its model after the fork: wait until both answer.
-        wait_until(lambda: all(running.ready() for _ in range(10)), 60, "both workers ready")
-        yield running
+        yield running.wait_ready()
     finally:
         running.stop()
 
@@ -203,8 +102,8 @@ def test_every_protocol_over_http(server: Server) -> None:
 
 
 def test_a_killed_worker_is_replaced_and_the_server_keeps_answering(server: Server) -> None:
-    wait_until(lambda: len(server.workers()) == 2, 30, "two workers")
-    victim = server.workers()[0]
+    wait_until(lambda: len(server.worker_pids()) == 2, 30, "two workers")
+    victim = server.worker_pids()[0]
     failures = 0
     answered = 0
     deadline = time.monotonic() + 20
@@ -222,7 +121,9 @@ def test_a_killed_worker_is_replaced_and_the_server_keeps_answering(server: Serv
                 break
     assert failures <= 5, failures
     wait_until(
-        lambda: len(server.workers()) == 2 and victim not in server.workers(), 30, "replacement"
+        lambda: len(server.worker_pids()) == 2 and victim not in server.worker_pids(),
+        30,
+        "replacement",
     )
     wait_until(lambda: all(server.ready() for _ in range(10)), 60, "both workers ready again")
     assert httpx.get(server.url + LECTURE, timeout=10).content == b'{"prediction":"2"}\n'
@@ -232,7 +133,7 @@ def test_a_killed_worker_is_replaced_and_the_server_keeps_answering(server: Serv
 def test_sigterm_drains_and_exits_zero(home: Path, tmp_path: Path) -> None:
     running = Server(home, tmp_path / "serve.log", "iris")
     try:
-        wait_until(lambda: all(running.ready() for _ in range(10)), 60, "both workers ready")
+        running.wait_ready()
         assert httpx.get(running.url + LECTURE, timeout=10).status_code == 200
         running.process.send_signal(signal.SIGTERM)
         assert running.process.wait(timeout=30) == 0, running.output()

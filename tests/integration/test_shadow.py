@@ -11,57 +11,28 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-import sklearn
 from sklearn.datasets import load_iris
 from sklearn.dummy import DummyClassifier
 from sklearn.pipeline import Pipeline
-from tests.integration.served import NAMES, Served, metric, sqlite_rows
-from tests.integration.test_server import register_iris
+from tests.support.models import iris_frame, publish, register_iris
 from tests.support.net import wait_until
-
-from tabserve.artifacts import store
-from tabserve.artifacts.registry import open_registry
-from tabserve.settings import Settings
-from tabserve.training.schema import infer_features
-from tabserve.types import Manifest, RuntimeInfo
+from tests.support.server import Server, metric, sqlite_rows
 
 pytestmark = pytest.mark.slow
 
 
-def _register_constant(home: Path) -> Manifest:
-    """A classifier that always answers class 0, on the same inputs as the lecture's model."""
-    X, y = load_iris(return_X_y=True, as_frame=True)
-    X.columns = NAMES
-    pipeline = Pipeline([("clf", DummyClassifier(strategy="constant", constant=0))]).fit(X, y)
-    manifest = Manifest(
-        name="iris",
-        version=0,
-        created_at="2026-11-24T12:00:00Z",
-        task="classification",
-        target="target",
-        features=infer_features(X),
-        classes=[0, 1, 2],
-        data_fingerprint="0" * 64,
-        source="iris",
-        estimator="sklearn.dummy.DummyClassifier",
-        environment={"python": sys.version.split()[0], "scikit-learn": sklearn.__version__},
-        runtime=RuntimeInfo(kind="sklearn", file="model.skops"),
-    )
-    staged = store.stage(manifest=manifest, pipeline=pipeline, files={}, home=home)
-    with open_registry(Settings(home=home)) as registry:
-        return registry.publish(staged)
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp("shadow")
     home = tmp / "home"
     register_iris(home)
     register_iris(home)
-    assert _register_constant(home).version == 3
+    # iris:3 always answers class 0, on the same inputs as the lecture's model.
+    X, y = iris_frame()
+    constant = Pipeline([("clf", DummyClassifier(strategy="constant", constant=0))]).fit(X, y)
+    assert publish(home, constant, X).version == 3
     subprocess.run(
         [sys.executable, "-m", "tabserve", "models", "promote", "iris:1", "production"],
         env={"TABSERVE_HOME": str(home), "PATH": "/usr/bin:/bin"},
@@ -69,7 +40,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         capture_output=True,
         timeout=60,
     )
-    served = Served(home, tmp / "serve.log", "iris:2", "--shadow", "iris:3")
+    served = Server(home, tmp / "serve.log", "iris", "iris:2", "--shadow", "iris:3")
     try:
         yield served.wait_ready()
     finally:
@@ -83,7 +54,7 @@ def _v2(rows: list[list[float]]) -> dict[str, object]:
     }
 
 
-def test_versions_side_by_side(server: Served) -> None:
+def test_versions_side_by_side(server: Server) -> None:
     flower = [[7.7, 3.0, 6.1, 2.3]]
     client = server.client
     for _ in range(10):  # both workers
@@ -103,7 +74,7 @@ def test_versions_side_by_side(server: Served) -> None:
         assert "loaded: 1, 2" in missing.json()["error"]
 
 
-def test_shadow_agreement_is_counted_exactly_and_logged(server: Served) -> None:
+def test_shadow_agreement_is_counted_exactly_and_logged(server: Server) -> None:
     rows = load_iris().data.tolist()
     before = server.metrics()
     response = server.client.post("/v1/models/iris:predict", json={"instances": rows})

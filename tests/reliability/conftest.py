@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from tabserve.types import Manifest
-from tests.reliability.support import lecture_targets, train_iris
+from tests.reliability.support import lecture_targets
+from tests.support.models import train_iris
 
 
 @pytest.fixture(scope="session")

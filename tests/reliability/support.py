@@ -1,20 +1,17 @@
-"""The reliability suite's tools: a trained registry, the real server, nginx in front, a load client.
+"""The reliability suite's tools: a second model, nginx in front of the server, a load client.
 
-Everything listens on 127.0.0.1 on free ports. The server is `tabserve serve` as users run it
-(gunicorn master, uvicorn workers, the prediction-log shipper); nginx runs the config
-`tabserve deploy` renders, only with the compose hostnames mapped to loopback ports.
+Everything listens on 127.0.0.1 on free ports. The server is `tests.support.server.Server`
+(`tabserve serve` as users run it); nginx runs the config `tabserve deploy` renders, only with
+the compose hostnames mapped to loopback ports.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import shutil
-import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -25,7 +22,6 @@ import httpx
 import numpy as np
 import pandas as pd
 import psutil
-import sklearn
 from sklearn.compose import ColumnTransformer
 from sklearn.datasets import load_iris
 from sklearn.impute import SimpleImputer
@@ -33,27 +29,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-from tabserve.artifacts import store
-from tabserve.artifacts.local import LocalRegistry
-from tabserve.artifacts.registry import open_registry
 from tabserve.deploy.render import DeployOptions, _environment, values
 from tabserve.serving.inference import load_runtime
 from tabserve.settings import Settings
-from tabserve.training.schema import infer_features
-from tabserve.training.train import TrainSpec, train
-from tabserve.types import Manifest, RuntimeInfo
+from tabserve.types import Manifest
+from tests.support.models import NAMES, publish
 from tests.support.net import free_port, wait_until
-
-LECTURE = "/?sepal_length=7.7&sepal_width=3.0&petal_length=6.1&petal_width=2.3"
-NAMES = ("sepal_length", "sepal_width", "petal_length", "petal_width")
-
-
-def train_iris(home: Path) -> tuple[Manifest, Path]:
-    """The lecture's model trained by `tabserve train` into a registry at home."""
-    settings = Settings(home=home, registry_url=None)
-    result = train(TrainSpec(), settings)
-    with LocalRegistry.open(settings) as registry:
-        return registry.fetch(result.manifest.ref)
 
 
 def register_mixed(home: Path) -> Manifest:
@@ -72,35 +53,7 @@ def register_mixed(home: Path) -> Manifest:
         ]
     )
     pipeline = Pipeline([("prep", prep), ("clf", LogisticRegression())]).fit(X, y)
-    manifest = Manifest(
-        name="mixed",
-        version=0,
-        created_at="2026-11-24T12:00:00Z",
-        task="classification",
-        target="target",
-        features=infer_features(X),
-        classes=["no", "yes"],
-        data_fingerprint="0" * 64,
-        source="test",
-        estimator="sklearn.linear_model.LogisticRegression",
-        environment={"python": sys.version.split()[0], "scikit-learn": sklearn.__version__},
-        runtime=RuntimeInfo(kind="sklearn", file="model.skops"),
-    )
-    staged = store.stage(manifest=manifest, pipeline=pipeline, files={}, home=home)
-    with open_registry(Settings(home=home)) as registry:
-        return registry.publish(staged)
-
-
-def copy_home(trained: Path, home: Path) -> Path:
-    """A fresh TABSERVE_HOME holding the trained registry (each server logs into its own)."""
-    shutil.copytree(trained, home, symlinks=True)
-    for leftover in ("predictions.db", "predictions.db-wal", "predictions.db-shm", "spool"):
-        target = home / leftover
-        if target.is_dir():
-            shutil.rmtree(target)
-        else:
-            target.unlink(missing_ok=True)
-    return home
+    return publish(home, pipeline, X, name="mixed", classes=["no", "yes"], source="test")
 
 
 def lecture_targets(manifest: Manifest, artifact: Path) -> list[tuple[str, bytes]]:
@@ -113,106 +66,6 @@ def lecture_targets(manifest: Manifest, artifact: Path) -> list[tuple[str, bytes
         query = "&".join(f"{n}={v!r}" for n, v in zip(NAMES, row.tolist(), strict=True))
         targets.append((f"/?{query}", f'{{"prediction":"{label}"}}\n'.encode()))
     return targets
-
-
-class Server:
-    """A running `tabserve serve` (2 workers) with its log, RSS and fd readings."""
-
-    def __init__(self, home: Path, log: Path, env: dict[str, str] | None = None, *args: str):
-        self.home = home
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log
-        self._log = log.open("wb")
-        self.process = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "tabserve", "serve", *args),
-                *("--host", "127.0.0.1", "--port", str(self.port), "--workers", "2"),
-            ],
-            env={
-                **{k: v for k, v in os.environ.items() if not k.startswith("TABSERVE_")},
-                "TABSERVE_HOME": str(home),
-                "TABSERVE_GRACEFUL_TIMEOUT": "20",
-                **(env or {}),
-            },
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def output(self) -> str:
-        """Everything the server printed so far."""
-        if not self._log.closed:
-            self._log.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def ready(self) -> bool:
-        """/v2/health/ready answers 200 (fails loudly if the server exited)."""
-        if self.process.poll() is not None:
-            raise RuntimeError(f"tabserve serve exited {self.process.returncode}:\n{self.output()}")
-        try:
-            return httpx.get(f"{self.url}/v2/health/ready", timeout=2).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    def wait_ready(self, timeout: float = 120) -> Server:
-        """Both workers ready (each loads its model after the fork)."""
-        wait_until(self.ready, timeout, "tabserve serve ready", interval=0.2)
-        wait_until(lambda: all(self.ready() for _ in range(10)), timeout, "both workers ready")
-        return self
-
-    def workers(self) -> list[psutil.Process]:
-        """The worker processes (the master's children but the shipper)."""
-        children = psutil.Process(self.process.pid).children()
-        return [c for c in children if not _is_shipper(c)]
-
-    def worker_rss(self) -> int:
-        """Resident memory of all workers, bytes."""
-        return sum(w.memory_info().rss for w in self.workers())
-
-    def worker_fds(self) -> tuple[int, int]:
-        """Open fds of all workers: (sockets, everything else)."""
-        sockets = others = 0
-        for worker in self.workers():
-            for fd in Path(f"/proc/{worker.pid}/fd").iterdir():
-                try:
-                    target = str(fd.readlink())
-                except OSError:
-                    continue
-                if target.startswith("socket:"):
-                    sockets += 1
-                else:
-                    others += 1
-        return sockets, others
-
-    def terminate(self, timeout: float = 60) -> int:
-        """SIGTERM and wait; the exit code."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-                raise
-        self._log.close()
-        return self.process.returncode
-
-    def stop(self) -> None:
-        """Stop whatever happened (fixture teardown)."""
-        try:
-            self.terminate(60)
-        except subprocess.TimeoutExpired:
-            pass
-        finally:
-            if not self._log.closed:
-                self._log.close()
-
-
-def _is_shipper(process: psutil.Process) -> bool:
-    try:
-        return any("shipper" in part for part in process.cmdline())
-    except psutil.Error:
-        return False
 
 
 def logged_rows(home: Path, role: str = "live") -> tuple[int, int]:

@@ -17,7 +17,9 @@ import pytest
 
 from tabserve.deploy.render import DeployOptions
 from tabserve.types import Manifest
-from tests.reliability.support import Nginx, Server, copy_home, register_mixed, start_nginx
+from tests.reliability.support import Nginx, register_mixed, start_nginx
+from tests.support.models import copy_home
+from tests.support.server import Server
 
 pytestmark = pytest.mark.slow
 
@@ -47,7 +49,7 @@ def target(
         "TABSERVE_MAX_BATCH_ROWS": str(MAX_BATCH_ROWS),
         "TABSERVE_MAX_BODY_BYTES": str(MAX_BODY_BYTES),
     }
-    server = Server(home, root / "serve.log", env, "iris", "mixed")
+    server = Server(home, root / "serve.log", "iris", "mixed", env=env)
     nginx = None
     try:
         server.wait_ready()

@@ -11,8 +11,6 @@ import contextlib
 import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -25,9 +23,11 @@ import pytest
 from tabserve.artifacts.store import sha256_file
 from tabserve.types import Manifest
 from tests.reliability.held import Held, in_flight
-from tests.reliability.support import LoadResult, Server, copy_home, load, pids
-from tests.support.net import free_port, wait_until
+from tests.reliability.support import LoadResult, load, pids
+from tests.support.models import copy_home
+from tests.support.net import wait_until
 from tests.support.postgres import Cluster
+from tests.support.server import Server
 
 pytestmark = pytest.mark.slow
 
@@ -179,7 +179,7 @@ def test_the_logs_postgres_stopped_20_s_under_load_serving_unaffected_no_row_los
     server = Server(
         copy_home(registry, tmp_path / "home"),
         tmp_path / "serve.log",
-        {"TABSERVE_PREDICTION_LOG_URL": url},
+        env={"TABSERVE_PREDICTION_LOG_URL": url},
     ).wait_ready()
     try:
         paced = {"port": server.port, "targets": targets, "concurrency": 8, "rate": 100.0}
@@ -219,29 +219,19 @@ def test_a_tampered_artifact_is_never_served_and_the_log_names_both_hashes(
     expected = manifest.files[manifest.runtime.file]
     model.write_bytes(model.read_bytes() + b"x")
     actual = sha256_file(model)
-    port = free_port()
-    log = tmp_path / "serve.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "tabserve", "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env={
-                **{k: v for k, v in os.environ.items() if not k.startswith("TABSERVE_")},
-                "TABSERVE_HOME": str(home),
-            },
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        ready = 0
-        deadline = time.monotonic() + 60
-        try:
-            while process.poll() is None and time.monotonic() < deadline:
-                with contextlib.suppress(httpx.TransportError):
-                    ready += httpx.get(f"http://127.0.0.1:{port}/v2/health/ready").is_success
-                time.sleep(0.1)
-        finally:
-            if process.poll() is None:
-                process.kill()
-            process.wait()
+    server = Server(home, tmp_path / "serve.log")
+    process, log = server.process, server.log_path
+    ready = 0
+    deadline = time.monotonic() + 60
+    try:
+        while process.poll() is None and time.monotonic() < deadline:
+            with contextlib.suppress(httpx.TransportError):
+                ready += httpx.get(f"{server.url}/v2/health/ready").is_success
+            time.sleep(0.1)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        server.stop()
     output = log.read_text(errors="replace")
     print(f"exit={process.returncode} ready_answers={ready}\n{output[-2000:]}")
     assert process.returncode not in (0, None, -signal.SIGKILL)

@@ -15,15 +15,10 @@ import pytest
 
 from tabserve.deploy.render import DeployOptions
 from tabserve.types import Manifest
-from tests.reliability.support import (
-    Nginx,
-    Server,
-    copy_home,
-    load,
-    logged_rows,
-    start_nginx,
-)
+from tests.reliability.support import Nginx, load, logged_rows, start_nginx
+from tests.support.models import copy_home
 from tests.support.net import wait_until
+from tests.support.server import Server
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from tabserve.types import Manifest
-from tests.reliability.support import Server, copy_home
+from tests.support.models import copy_home
+from tests.support.server import Server
 
 pytestmark = pytest.mark.slow
 

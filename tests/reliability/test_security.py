@@ -29,7 +29,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
 from tabserve.types import Manifest
-from tests.reliability.support import Server, copy_home
+from tests.support.models import copy_home
+from tests.support.server import Server
 
 pytestmark = pytest.mark.slow
 
@@ -275,34 +276,18 @@ def auth_servers(
     root = tmp_path_factory.mktemp("auth")
     servers = [
         Server(copy_home(registry, root / "open"), root / "open.log",
-               {"TABSERVE_API_TOKENS": f"other-token,{TOKEN}"}),
+               env={"TABSERVE_API_TOKENS": f"other-token,{TOKEN}"}, token=TOKEN),
         Server(copy_home(registry, root / "closed"), root / "closed.log",
-               {"TABSERVE_API_TOKENS": TOKEN, "TABSERVE_OPEN_HEALTH": "false",
-                "TABSERVE_OPEN_METRICS": "false"}),
+               env={"TABSERVE_API_TOKENS": TOKEN, "TABSERVE_OPEN_HEALTH": "false",
+                    "TABSERVE_OPEN_METRICS": "false"}, token=TOKEN),
     ]  # fmt: skip
     try:
         for server in servers:
-            server.ready = _ready_with_token(server)  # type: ignore[method-assign]
             server.wait_ready()
         yield servers[0], servers[1]
     finally:
         for server in servers:
             server.stop()
-
-
-def _ready_with_token(server: Server):  # type: ignore[no-untyped-def]
-    def ready() -> bool:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"serve exited {server.process.returncode}:\n{server.output()}")
-        try:
-            answer = httpx.get(
-                f"{server.url}/v2/health/ready", headers={"authorization": f"Bearer {TOKEN}"}
-            )
-        except httpx.TransportError:
-            return False
-        return answer.status_code == 200
-
-    return ready
 
 
 HEALTH = ["/v2/health/live", "/v2/health/ready", "/ping", "/health"]

@@ -23,7 +23,8 @@ from tabserve.serving.inference import load_runtime
 from tabserve.settings import Settings
 from tabserve.types import Manifest, Prediction
 from tests.reliability.held import Held, in_flight
-from tests.reliability.support import LECTURE, Server, copy_home
+from tests.support.models import copy_home
+from tests.support.server import LECTURE, Server
 
 FLOWER = [7.7, 3.0, 6.1, 2.3]
 TWO_ROWS = {"instances": [FLOWER, FLOWER]}  # slow on purpose in these tests
@@ -166,9 +167,8 @@ def test_the_real_server_sheds_past_max_in_flight_and_health_answers(
 ) -> None:
     manifest, _, registry = trained
     server = Server(
-        copy_home(registry, tmp_path / "home"), tmp_path / "serve.log", None,
-        "--max-in-flight", "2",
-    ).wait_ready()  # fmt: skip
+        copy_home(registry, tmp_path / "home"), tmp_path / "serve.log", "--max-in-flight", "2"
+    ).wait_ready()
     holds: list[Held] = []
     try:
         base = in_flight(server.url)

@@ -11,9 +11,9 @@ import pytest
 import skops.io
 from sklearn import datasets
 from sklearn.ensemble import GradientBoostingClassifier
-from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
+from tests.support.models import write_lecture_pickle
 
 from tabserve.artifacts import store
 from tabserve.artifacts.importer import import_model, read_model
@@ -27,18 +27,7 @@ CLIENT = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 @pytest.fixture(scope="module")
 def lecture_pickle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """model.pickle exactly as the lecture builds it."""
-    iris = datasets.load_iris()
-    df_iris = pd.DataFrame(data=iris["data"], columns=iris["feature_names"])
-    df_iris["target"] = iris["target"]
-    df_train, _ = train_test_split(
-        df_iris, test_size=0.3, random_state=47, stratify=df_iris["target"]
-    )
-    model = Pipeline([("scale", StandardScaler()), ("gbm", GradientBoostingClassifier())])
-    model.fit(df_train[iris["feature_names"]], df_train["target"])
-    path = tmp_path_factory.mktemp("lecture") / "model.pickle"
-    with path.open("wb") as f:
-        pickle.dump(model, f)
-    return path
+    return write_lecture_pickle(tmp_path_factory.mktemp("lecture") / "model.pickle")
 
 
 class Boom:
