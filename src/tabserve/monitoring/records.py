@@ -52,6 +52,10 @@ class LogRow(NamedTuple):
     latency_ms: float
 
 
+# Straight into RequestRecord tuples: msgspec checks each field's type as it decodes.
+_frame_decode = msgspec.msgpack.Decoder(list[RequestRecord]).decode
+
+
 def hash_row(values: list[Any]) -> str:
     """The sha256 stored instead of a row's feature values (prediction_log_hash_features)."""
     return hashlib.sha256(_json.encode(values)).hexdigest()
@@ -64,7 +68,7 @@ def encode_frame(records: list[RequestRecord]) -> bytes:
 
 def decode_frame(payload: bytes) -> list[RequestRecord]:
     """Request records from one spool frame."""
-    return [RequestRecord(*item) for item in _msgpack_decode(payload)]
+    return _frame_decode(payload)
 
 
 def explode(record: RequestRecord, names: list[str] | None) -> list[LogRow]:
@@ -72,27 +76,35 @@ def explode(record: RequestRecord, names: list[str] | None) -> list[LogRow]:
     rows = []
     proba = record.proba
     latency_ms = record.latency_s * 1000.0
-    for i, (values, label) in enumerate(zip(record.inputs, record.outputs, strict=True)):
+    encode = _json.encode
+    request_id, client_id, ts = record.request_id, record.client_request_id, record.ts
+    model, version, role = record.model, record.version, record.role
+    width = None if names is None else len(names)
+    if len(record.inputs) != len(record.outputs):
+        raise ValueError("a request record holds as many outputs as input rows")
+    for i, values in enumerate(record.inputs):
         if isinstance(values, str):
             inp: Any = {"sha256": values}
-        elif names is not None and len(names) == len(values):
-            inp = dict(zip(names, values, strict=True))
+        elif width is not None and len(values) == width:
+            inp = dict(zip(names, values, strict=True))  # type: ignore[arg-type]  # set with width
         else:
             inp = values
-        out: dict[str, Any] = {"label": label}
-        if proba is not None:
-            out["proba"] = proba[i]
+        out: dict[str, Any] = (
+            {"label": record.outputs[i]}
+            if proba is None
+            else {"label": record.outputs[i], "proba": proba[i]}
+        )
         rows.append(
             LogRow(
-                record.request_id,
+                request_id,
                 i,
-                record.client_request_id,
-                record.ts,
-                record.model,
-                record.version,
-                record.role,
-                _json.encode(inp).decode(),
-                _json.encode(out).decode(),
+                client_id,
+                ts,
+                model,
+                version,
+                role,
+                encode(inp).decode(),
+                encode(out).decode(),
                 latency_ms,
             )
         )
