@@ -8,16 +8,13 @@ worker (the old one keeps serving) and counted as a swap failure.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
-from tests.support.models import register_iris
+from tests.support.models import promote, register_iris
 from tests.support.net import wait_until
 from tests.support.server import LECTURE, Server, metric
 
@@ -30,17 +27,6 @@ V2_BODY = {
 }
 
 
-def _promote(home: Path, ref: str) -> None:
-    """`tabserve models promote REF production` from another process, as an operator runs it."""
-    subprocess.run(
-        [sys.executable, "-m", "tabserve", "models", "promote", ref, "production"],
-        env={"TABSERVE_HOME": str(home), "PATH": "/usr/bin:/bin"},
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """`tabserve serve iris --registry-poll 0.3` with iris:1 in production and iris:2 ready."""
@@ -48,7 +34,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     home = tmp / "home"
     register_iris(home)
     register_iris(home)
-    _promote(home, "iris:1")
+    promote(home, "iris:1")
     served = Server(
         home,
         tmp / "serve.log",
@@ -94,7 +80,7 @@ def test_promote_during_load_switches_every_worker_with_no_failure(server: Serve
     for t in threads:
         t.start()
     wait_until(lambda: len(results) >= REQUESTS // 4, 60, "a quarter of the requests")
-    _promote(server.home, "iris:2")
+    promote(server.home, "iris:2")
     promoted_at = len(results)
     for t in threads:
         t.join(timeout=130)
@@ -123,7 +109,7 @@ def test_a_tampered_version_promoted_is_refused_and_the_old_keeps_serving(
     broken = register_iris(server.home)
     model = server.home / "models" / "iris" / str(broken.version) / "model.skops"
     model.write_bytes(model.read_bytes() + b"tampered")
-    _promote(server.home, f"iris:{broken.version}")
+    promote(server.home, f"iris:{broken.version}")
     wait_until(
         lambda: metric(server.metrics(), "tabserve_model_swap_failures_total", model="iris") >= 2,
         30,

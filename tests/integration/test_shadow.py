@@ -8,15 +8,13 @@ live labels that are not 0.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import pytest
 from sklearn.datasets import load_iris
 from sklearn.dummy import DummyClassifier
 from sklearn.pipeline import Pipeline
-from tests.support.models import iris_frame, publish, register_iris
+from tests.support.models import iris_frame, promote, publish, register_iris
 from tests.support.net import wait_until
 from tests.support.server import Server, metric, sqlite_rows
 
@@ -33,13 +31,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     X, y = iris_frame()
     constant = Pipeline([("clf", DummyClassifier(strategy="constant", constant=0))]).fit(X, y)
     assert publish(home, constant, X).version == 3
-    subprocess.run(
-        [sys.executable, "-m", "tabserve", "models", "promote", "iris:1", "production"],
-        env={"TABSERVE_HOME": str(home), "PATH": "/usr/bin:/bin"},
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
+    promote(home, "iris:1")
     served = Server(home, tmp / "serve.log", "iris", "iris:2", "--shadow", "iris:3")
     try:
         yield served.wait_ready()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pickle
 import shutil
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,6 +36,7 @@ __all__ = [
     "NAMES",
     "copy_home",
     "iris_frame",
+    "promote",
     "publish",
     "register_iris",
     "train_iris",
@@ -101,6 +103,17 @@ def register_iris(home: Path, classifier: BaseEstimator | None = None) -> Manife
     clf = GradientBoostingClassifier(random_state=0) if classifier is None else classifier
     pipeline = Pipeline([("scale", StandardScaler()), ("clf", clf)]).fit(X, y)
     return publish(home, pipeline, X)
+
+
+def promote(home: Path, ref: str) -> None:
+    """`tabserve models promote REF production` in another process, as an operator runs it."""
+    subprocess.run(
+        [sys.executable, "-m", "tabserve", "models", "promote", ref, "production"],
+        env={"TABSERVE_HOME": str(home), "PATH": "/usr/bin:/bin"},
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
 
 
 def copy_home(registry: Path, home: Path) -> Path:
