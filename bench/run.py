@@ -30,10 +30,10 @@ if sys.path[0] == str(Path(__file__).resolve().parent):
 
 import psutil  # noqa: E402
 
-from bench import pyspy, rows, stacks  # noqa: E402
+from bench import grpc_load, pyspy, rows, stacks  # noqa: E402
 from bench.load import LECTURE_QUERY, finish_wrk, run_wrk, start_wrk  # noqa: E402
 from bench.report import CEILING, LECTURE, SYNC_LOG, TABSERVE, Point, Results, render  # noqa: E402
-from bench.servers import Server, cpu_seconds, tree_memory, worker_pids  # noqa: E402
+from bench.servers import Server, cpu_seconds, free_port, tree_memory, worker_pids  # noqa: E402
 
 CONCURRENCY = (1, 16, 64)
 OUT_DIR = _ROOT / "bench" / "out"
@@ -151,9 +151,15 @@ def bench_tabserve(
     data = rows.make_rows()
     server_labels: list[object] | None = None
     profile_to = OUT_DIR / f"tabserve-c64-{dt.datetime.now():%Y%m%d-%H%M%S}.speedscope.json"
-    with stacks.tabserve_server(tabserve, home, logs) as server:
+    grpc_port = free_port()
+    with stacks.tabserve_server(tabserve, home, logs, grpc_port=grpc_port) as server:
         results.cold_start_s[TABSERVE] = server.cold_start_s or 0.0
         drive(results, TABSERVE, server, duration, CONCURRENCY)
+        try:
+            for load in grpc_load.run(f"127.0.0.1:{grpc_port}", duration):
+                results.points.append(Point("tabserve gRPC", load, tree_memory(server.pid)))
+        except Exception as error:  # a failed gRPC row is noted, the HTTP rows still count
+            results.notes.append(f"gRPC load: {type(error).__name__}: {error}")
         if profile:
             profile_point(results, server, max(CONCURRENCY), duration, profile_to)
         try:

@@ -102,14 +102,25 @@ def train_tabserve(tabserve: Path, home: Path, logs: Path) -> None:
 
 
 def tabserve_server(
-    tabserve: Path, home: Path, logs: Path, *, sync_log: bool = False, label: str = "tabserve"
+    tabserve: Path,
+    home: Path,
+    logs: Path,
+    *,
+    sync_log: bool = False,
+    label: str = "tabserve",
+    grpc_port: int | None = None,
 ) -> Server:
-    """`tabserve serve` with its defaults on a free port (validation, metrics, prediction log on)."""
+    """`tabserve serve` with its defaults on a free port (validation, metrics, prediction log on).
+
+    With `grpc_port`, the same server also answers the Open Inference Protocol over gRPC there.
+    """
     port = free_port()
     env = _tabserve_env(home)
     if sync_log:
         env["TABSERVE_PREDICTION_LOG_SYNC"] = "true"
     argv = [str(tabserve), "serve", "--port", str(port)]
+    if grpc_port is not None:
+        argv += ["--grpc-port", str(grpc_port)]
     return Server(
         label, argv, port, READY_PATH, env=env, cwd=home.parent, log=logs / f"{label}.log"
     )
