@@ -43,6 +43,30 @@ def held_connections(worker: psutil.Process, port: int) -> int:
     )
 
 
+def accept_queue(worker: psutil.Process, port: int) -> int:
+    """Connections waiting in the worker's own listening socket (one per worker, SO_REUSEPORT).
+
+    The kernel resets them when the worker dies, like the connections it held.
+    """
+    inodes = set()
+    for fd in Path(f"/proc/{worker.pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = str(fd.readlink())
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    waiting = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), Path(table).open() as lines:
+            next(lines)
+            for line in lines:
+                fields = line.split()
+                local_port = int(fields[1].rsplit(":", 1)[1], 16)
+                listening = fields[3] == "0A"
+                if listening and local_port == port and fields[9] in inodes:
+                    waiting += int(fields[4].split(":")[1], 16)  # rx_queue: the accept backlog
+    return waiting
+
+
 def in_background(**kwargs: object) -> tuple[threading.Thread, list[LoadResult], list[int]]:
     """`load(**kwargs)` in a thread; (thread, [result when done], [requests sent so far])."""
     results: list[LoadResult] = []
@@ -89,7 +113,7 @@ def test_kill_9_of_one_worker_under_load_fails_only_its_connections(
         )  # fmt: skip
         wait_until(lambda: progress[0] >= 1500, 60, "load under way")
         victim = server.workers()[0]
-        held = held_connections(victim, server.port)
+        held = held_connections(victim, server.port) + accept_queue(victim, server.port)
         killed_at = time.monotonic()
         os.kill(victim.pid, signal.SIGKILL)
 
