@@ -134,20 +134,6 @@ def requested(manifest: Manifest, request: pb.ModelInferRequest) -> list[str]:
     return oip_v2.requested(manifest, names if request.outputs else {})
 
 
-def label_datatype(labels: np.ndarray) -> str:
-    """The V2 datatype of predicted labels: INT64, FP64, BOOL or BYTES (as REST answers)."""
-    kind = labels.dtype.kind
-    if kind in "iu":
-        return "INT64"
-    if kind == "f":
-        return "FP64"
-    if kind == "b":
-        return "BOOL"
-    if kind == "O" and len(labels) and all(type(v) is int for v in labels.tolist()):
-        return "INT64"
-    return "BYTES"
-
-
 def _as_bytes(value: object) -> bytes:
     if isinstance(value, bytes):
         return value
@@ -191,7 +177,7 @@ def encode(
     for name in names:
         if name == "predict":
             labels = prediction.labels
-            datatype = label_datatype(labels)
+            datatype = oip_v2.label_datatype(labels)
             if datatype == "INT64" and labels.dtype == object:
                 labels = labels.astype(np.int64)
             _put(response, name, datatype, labels, raw)

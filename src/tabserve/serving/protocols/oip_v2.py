@@ -199,7 +199,8 @@ def output_names(manifest: Manifest) -> list[str]:
     return ["predict"]
 
 
-def _label_datatype(labels: np.ndarray) -> str:
+def label_datatype(labels: np.ndarray) -> str:
+    """The V2 datatype of predicted labels: INT64, FP64, BOOL or BYTES."""
     kind = labels.dtype.kind
     if kind in "iu":
         return "INT64"
@@ -252,7 +253,7 @@ def encode(
         binary = triton_binary.wants_binary(request, name)
         if name == "predict":
             labels = prediction.labels
-            datatype = _label_datatype(labels)
+            datatype = label_datatype(labels)
             if datatype == "INT64" and labels.dtype == object:
                 labels = labels.astype(np.int64)
             elif datatype == "BYTES":
