@@ -14,7 +14,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> None:
+def wait_until(
+    check: Callable[[], bool], timeout: float, what: str, interval: float = 0.05
+) -> None:
     """Poll check() until it is true; fail loudly after `timeout` seconds (a liveness bound)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

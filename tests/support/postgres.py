@@ -7,7 +7,6 @@ Tests that stop, block or password-protect a server get a throwaway cluster (`in
 from __future__ import annotations
 
 import contextlib
-import glob
 import os
 import shutil
 import subprocess
@@ -28,9 +27,9 @@ SHARED_PORT = 5432
 
 def bin_dir() -> Path:
     """The folder holding initdb/pg_ctl, or an error that says how to install them."""
-    for candidate in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True):
-        if Path(candidate, "initdb").exists():
-            return Path(candidate)
+    for candidate in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
+        if (candidate / "initdb").exists():
+            return candidate
     found = shutil.which("initdb")
     if found:
         return Path(found).resolve().parent
@@ -65,7 +64,9 @@ class Cluster:
     def __post_init__(self) -> None:
         self.log = self.datadir.parent / "server.log"
 
-    def url(self, db: str = "postgres", user: str | None = None, password: str | None = None) -> str:
+    def url(
+        self, db: str = "postgres", user: str | None = None, password: str | None = None
+    ) -> str:
         user = user or self.superuser
         password = password if password is not None else self.password
         auth = f"{user}:{password}" if password else user

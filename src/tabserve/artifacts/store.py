@@ -137,7 +137,7 @@ def stage(
             f"the manifest's runtime loads {manifest.runtime.file!r}, which is not among the "
             f"artifact's files {sorted(contents)}"
         )
-    home = home or Settings().home  # type: ignore[call-arg]
+    home = home or Settings().home
     folder = new_temp_dir(home, "stage-")
     for rel, data in contents.items():
         write_file(folder / rel, data)
@@ -196,7 +196,7 @@ def check_sklearn_version(manifest: Manifest, *, allow_version_mismatch: bool = 
     running = sklearn.__version__
     if trained is None or _major_minor(trained) == _major_minor(running):
         return
-    if allow_version_mismatch or Settings().allow_version_mismatch:  # type: ignore[call-arg]
+    if allow_version_mismatch or Settings().allow_version_mismatch:
         return
     raise VersionMismatchError(
         f"{manifest.ref} was trained with scikit-learn {trained} but {running} is running: "
