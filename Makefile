@@ -22,11 +22,8 @@ train: install ## train the default Iris model into ./.tabserve
 run: train ## train the default Iris model and serve it on 127.0.0.1:$(PORT)
 	$(BIN)/tabserve serve --port $(PORT)
 
-test: install ## install everything the tests need, lint, type-check, then run the whole suite
+test: install lint typecheck ## install everything the tests need, lint, type-check, run the suite
 	bash tests/setup-system.sh
-	$(BIN)/ruff format --check src tests bench
-	$(BIN)/ruff check src tests bench
-	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 lint: install ## ruff format check and lint
