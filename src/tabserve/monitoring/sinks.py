@@ -383,37 +383,35 @@ class PostgresSink:
         except psycopg.Error as error:
             raise self._fail("cannot prune the prediction log", error) from error
 
-    def fetch(self, model: str, since: float, role: str = "live") -> list[StoredRow]:
-        """Rows of a model since `since`, oldest first, with feedback labels."""
+    def _stored_rows(self, sql: str, params: tuple[Any, ...], what: str) -> list[StoredRow]:
         import psycopg
 
         try:
-            cur = self._db().execute(
-                'SELECT p.request_id, p."row", extract(epoch from p.ts)::float8, p.version, '  # noqa: S608  (constant SQL fragments)
-                "p.role, p.input, p.output, coalesce(fs.label, fc.label) FROM prediction_log p "
-                f"{_FEEDBACK_OF_ROW} "
-                "WHERE p.model = %s AND p.ts >= %s AND p.role = %s ORDER BY p.ts",
-                (model, datetime.fromtimestamp(since, UTC), role),
-            )
-            return [StoredRow(*r) for r in cur]
+            return [StoredRow(*r) for r in self._db().execute(sql, params)]
         except psycopg.Error as error:
-            raise self._fail("cannot read the prediction log", error) from error
+            raise self._fail(f"cannot read {what}", error) from error
+
+    def fetch(self, model: str, since: float, role: str = "live") -> list[StoredRow]:
+        """Rows of a model since `since`, oldest first, with feedback labels."""
+        return self._stored_rows(
+            'SELECT p.request_id, p."row", extract(epoch from p.ts)::float8, p.version, '  # noqa: S608  (constant SQL fragments)
+            "p.role, p.input, p.output, coalesce(fs.label, fc.label) FROM prediction_log p "
+            f"{_FEEDBACK_OF_ROW} "
+            "WHERE p.model = %s AND p.ts >= %s AND p.role = %s ORDER BY p.ts",
+            (model, datetime.fromtimestamp(since, UTC), role),
+            "the prediction log",
+        )
 
     def labelled(self, model: str, since: float, limit: int) -> list[StoredRow]:
         """Live rows with a true label received since `since`, the `limit` most recent."""
-        import psycopg
-
-        try:
-            cur = self._db().execute(
-                'SELECT p.request_id, p."row", extract(epoch from p.ts)::float8, p.version, '  # noqa: S608  (constant SQL fragments)
-                "p.role, p.input, p.output, f.label FROM prediction_feedback f "
-                f"JOIN prediction_log p ON {_ROW_OF_FEEDBACK} "
-                "WHERE f.model = %s AND f.received_at >= %s ORDER BY f.received_at DESC LIMIT %s",
-                (model, datetime.fromtimestamp(since, UTC), limit),
-            )
-            return [StoredRow(*r) for r in cur]
-        except psycopg.Error as error:
-            raise self._fail("cannot read feedback", error) from error
+        return self._stored_rows(
+            'SELECT p.request_id, p."row", extract(epoch from p.ts)::float8, p.version, '  # noqa: S608  (constant SQL fragments)
+            "p.role, p.input, p.output, f.label FROM prediction_feedback f "
+            f"JOIN prediction_log p ON {_ROW_OF_FEEDBACK} "
+            "WHERE f.model = %s AND f.received_at >= %s ORDER BY f.received_at DESC LIMIT %s",
+            (model, datetime.fromtimestamp(since, UTC), limit),
+            "feedback",
+        )
 
     def add_feedback(self, model: str, items: Sequence[tuple[str, int, Any]]) -> int:
         """Attach true labels by (request id, row); a later label replaces an earlier one.

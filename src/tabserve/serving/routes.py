@@ -160,7 +160,11 @@ async def v1_model(state: ServingState, scope: Scope, receive: Receive, send: Se
         error = TabserveError(f"GET is not allowed on :{verb}: use POST")
         await send_response(send, 405, error_body(error), headers=[(b"allow", b"POST")])
         return
-    service = _service(state, scope)
+    await _model_ready(_service(state, scope), send)
+
+
+async def _model_ready(service: ModelService, send: Send) -> None:
+    """`{"name", "ready"}`: 200 when the model is ready, else 503 (V1 and V2 alike)."""
     await send_response(
         send,
         200 if service.ready else 503,
@@ -201,12 +205,7 @@ async def v2_model(state: ServingState, scope: Scope, receive: Receive, send: Se
 
 async def v2_model_ready(state: ServingState, scope: Scope, receive: Receive, send: Send) -> None:
     """`GET /v2/models/NAME[/versions/V]/ready`."""
-    service = _service(state, scope)
-    await send_response(
-        send,
-        200 if service.ready else 503,
-        encode({"name": service.name, "ready": service.ready}),
-    )
+    await _model_ready(_service(state, scope), send)
 
 
 async def v2_infer(state: ServingState, scope: Scope, receive: Receive, send: Send) -> None:
