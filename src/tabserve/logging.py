@@ -1,9 +1,9 @@
 """Structured logs: JSON on stdout (or console format), request and model context in contextvars.
 
-`configure(level, fmt)` once per process (the CLI, and each gunicorn worker after fork). Then
+`configure(level, fmt)` once per process (the CLI, and each server worker after the fork). Then
 `get_logger()` anywhere; `bind_request(...)` at the start of a request puts the request id and
 model version on every line logged while handling it; `access(...)` writes the access line.
-Standard-library loggers (uvicorn, gunicorn) go through the same renderer.
+Standard-library loggers (granian, uvicorn) go through the same renderer.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def configure(level: str = "info", fmt: LogFormat = "json", stream: TextIO | Non
         logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=True,
     )
-    # uvicorn, gunicorn and libraries log through the standard library: same format, same stream.
+    # granian, uvicorn and libraries log through the standard library: same format, same stream.
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[structlog.stdlib.add_logger_name, *_shared_processors()],
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *_renderer(fmt)],
@@ -99,14 +99,14 @@ def configure(level: str = "info", fmt: LogFormat = "json", stream: TextIO | Non
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric)
-    for name in ("uvicorn", "uvicorn.error", "gunicorn.error"):
+    for name in ("_granian", "uvicorn", "uvicorn.error"):
         lg = logging.getLogger(name)
         lg.handlers[:] = []
         lg.propagate = True
     # Alembic announces every migration context at info: noise on each registry open.
     logging.getLogger("alembic").setLevel(max(numeric, logging.WARNING))
     # Access lines come from access() below, never from the servers' own access loggers.
-    for name in ("uvicorn.access", "gunicorn.access"):
+    for name in ("granian.access", "uvicorn.access"):
         lg = logging.getLogger(name)
         lg.handlers[:] = []
         lg.propagate = False

@@ -1,6 +1,6 @@
 """The prediction log under the real server: every served row lands once, whatever happens.
 
-`tabserve serve` with 2 workers and the shipper supervised by the gunicorn master; requests over
+`tabserve serve` with 2 workers and the shipper supervised by the server's master; requests over
 every protocol (several rows for some); the log read back from SQLite or PostgreSQL.
 """
 

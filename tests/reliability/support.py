@@ -178,6 +178,7 @@ class LoadResult:
     wrong: int = 0  # 200 with a body other than the expected one
     transport_errors: int = 0
     timeouts: int = 0  # transport errors that were a request hanging past `timeout`
+    failed_clients: set[int] = field(default_factory=set)  # clients that saw an error or non-200
     seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)
     ids: list[str] = field(default_factory=list)  # X-Request-ID of each 200
@@ -250,11 +251,14 @@ async def run_load(
             except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError) as error:
                 result.transport_errors += 1
                 result.timeouts += isinstance(error, TimeoutError)
+                result.failed_clients.add(index)
                 await _close(writer)
                 reader = writer = None
                 continue
             result.latencies.append(time.monotonic() - t0)
             result.statuses[answer.status] += 1
+            if answer.status != 200:
+                result.failed_clients.add(index)
             if answer.status == 200:
                 result.ids.append(answer.headers.get(b"x-request-id", b"").decode())
                 if answer.body != expected:

@@ -132,12 +132,17 @@ def test_kill_9_of_one_worker_under_load_fails_only_its_connections(
         )
         print(
             result.line("kill -9 under load"),
-            f"victim_connections={held} failures={failures} new_worker_after={spawned:.2f}s",
+            f"victim_connections={held} failures={failures} failed_clients={len(result.failed_clients)}",
+            f"new_worker_after={spawned:.2f}s",
             f"rss_before={rss_before >> 20}MiB rss_after={server.worker_rss() >> 20}MiB",
             f"workers {sorted(before)} -> {sorted(pids(server.workers()))}",
         )
         assert result.timeouts == 0  # nothing hung
-        assert failures <= held  # only what the killed worker held
+        # Only the clients whose connection the killed worker held saw an error (a client may
+        # see two: its reconnect can land on the dying worker's socket before the kernel has
+        # closed it, which it does only after tearing down the process's memory).
+        assert len(result.failed_clients) <= held
+        assert failures <= 2 * held
         assert result.wrong == 0
         assert result.ok >= 1500
         assert httpx.get(f"{server.url}/v2/health/ready", timeout=10).status_code == 200

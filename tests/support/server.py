@@ -1,7 +1,7 @@
 """A real `tabserve serve` for tests, started as users run it, and ways to read it back.
 
-Each server is `python -m tabserve serve ...` in a subprocess: 2 workers (gunicorn master,
-uvicorn workers, the prediction-log shipper) on a free 127.0.0.1 port, its own TABSERVE_HOME and
+Each server is `python -m tabserve serve ...` in a subprocess: 2 workers (granian's master,
+its worker processes, the prediction-log shipper) on a free 127.0.0.1 port, its own TABSERVE_HOME and
 no TABSERVE_* from the test's environment unless given. It is stopped with SIGTERM and a
 bounded wait, killed past it, and nothing it started outlives it.
 """
@@ -30,9 +30,9 @@ LECTURE = "/?sepal_length=7.7&sepal_width=3.0&petal_length=6.1&petal_width=2.3"
 # Shutdown is bounded well inside stop()'s wait, and logged rows reach the log within tens of
 # milliseconds, so a test that reads the log back does not wait on the flush interval.
 DEFAULTS = {"TABSERVE_GRACEFUL_TIMEOUT": "15", "TABSERVE_PREDICTION_LOG_FLUSH_MS": "20"}
-# uvicorn's line once a worker's lifespan (model load and self-test) is done: a worker accepts
+# Each worker's line once its lifespan (model load and self-test) is done: a worker accepts
 # connections only after it, so probes alone cannot tell that every worker is ready.
-STARTED = "Application startup complete"
+STARTED = "worker ready"  # in JSON and in console format
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 

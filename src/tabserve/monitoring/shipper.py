@@ -4,7 +4,7 @@ It ships each segment in batches with idempotent inserts, deletes the segment on
 commit, retries with backoff while the database is down or slow (rows wait in the spool), ships
 leftovers at start, prunes rows past retention, and computes drift (it sees every live row).
 
-Run it as a process supervised by the gunicorn master (`start_shipper(settings)` in the master,
+Run it as a process supervised by the server's master (`start_shipper(settings)` in the master,
 `handle.stop()` at exit) or as a thread in a single-process server and tests
 (`ShipperThread`). Only one shipper works on a spool at a time (an flock on `shipper.lock`).
 """
@@ -256,7 +256,7 @@ class ShipperThread:
 
 
 class ShipperProcess:
-    """The shipper as a child process of the gunicorn master, restarted if it dies."""
+    """The shipper as a child process of the server's master, restarted if it dies."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -289,7 +289,6 @@ class ShipperProcess:
     def _supervise(self) -> None:
         while not self._stopping.is_set():
             proc = self.proc
-            # The gunicorn master reaps every child itself; poll() then reports it as exited.
             if proc is not None and proc.poll() is not None and not self._stopping.is_set():
                 log.warning(
                     "prediction log shipper exited; restarting", pid=proc.pid, code=proc.returncode
@@ -322,12 +321,12 @@ class ShipperProcess:
 
 
 def start_shipper(settings: Settings) -> ShipperProcess:
-    """In the gunicorn master, before forking workers: start the supervised shipper process."""
+    """In the server's master, before forking workers: start the supervised shipper process."""
     return ShipperProcess(settings).start()
 
 
 def stop_shipper(handle: ShipperProcess, timeout: float | None = None) -> None:
-    """In the gunicorn master at exit (after workers flushed): drain and stop the shipper."""
+    """In the server's master at exit (after workers flushed): drain and stop the shipper."""
     handle.stop(timeout)
 
 

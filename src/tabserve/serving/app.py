@@ -2,8 +2,8 @@
 
 The lifespan runs in each worker after the fork: it loads every model in a thread and
 self-tests it before startup completes, so a worker accepts connections only once it can
-predict (a failed load makes the worker exit non-zero and gunicorn stop). The master
-(server.py) has already resolved and verified the artifacts and hands their folders over as
+predict (a failed load makes the worker exit non-zero; the master stops when that repeats).
+The master (server.py) has already resolved and verified the artifacts and hands their folders over as
 `artifacts` (the served refs' first, then the --shadow ones); tests hand in loaded runtimes as
 `models`. Afterwards `lifecycle.py` polls the registry and hot-swaps moved references.
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import os
 import time
 from collections.abc import AsyncIterator, MutableMapping, Sequence
 from pathlib import Path
@@ -285,7 +286,7 @@ def create_app(
             todo = await asyncio.to_thread(resolve_artifacts, settings, registry)
         if todo:
             # Startup waits for the models: the worker accepts connections only once it can
-            # predict; an exception here makes uvicorn exit the worker non-zero.
+            # predict; an exception here makes the worker exit non-zero.
             state.expected = len(todo)
             try:
                 loaded = await asyncio.to_thread(_load, state, todo, settings)
@@ -310,6 +311,7 @@ def create_app(
         # keep it out of the cyclic collector, whose full passes over it showed as tail latency.
         gc.collect()
         gc.freeze()
+        log.info("worker ready", pid=os.getpid(), models=len(state.loaded))
         try:
             yield
         finally:

@@ -1,6 +1,6 @@
-"""Every Prometheus metric of tabserve, correct under several gunicorn worker processes.
+"""Every Prometheus metric of tabserve, correct under several server worker processes.
 
-Multiprocess mode: the gunicorn master calls `prepare_multiprocess_dir(path)` before it forks;
+Multiprocess mode: the server's master calls `prepare_multiprocess_dir(path)` before it forks;
 each process then writes its values to mmap'd files in that folder and `render()` aggregates
 every process's files, so `GET /metrics` never shows one worker's view. Without the folder
 (tests, `serve --dev`) the metrics live in this process only.
@@ -300,7 +300,7 @@ _build()
 
 
 def prepare_multiprocess_dir(path: str | os.PathLike[str]) -> Path:
-    """In the gunicorn master, before forking: empty `path`, export it, rebuild the metrics."""
+    """In the server's master, before forking: empty `path`, export it, rebuild the metrics."""
     folder = Path(path)
     if folder.exists():
         for stale in folder.glob("*.db"):
@@ -316,11 +316,34 @@ def multiprocess_dir() -> str | None:
     return os.environ.get(ENV_DIR) or None
 
 
-def mark_worker_dead(pid: int) -> None:
-    """For gunicorn's `child_exit` hook: drop the dead worker's live gauges (in-flight, ready)."""
+def forget_dead_workers() -> None:
+    """Drop the live gauges (in-flight, ready) of worker processes that no longer exist.
+
+    A worker that exits cleanly is forgotten at exit; one killed with SIGKILL is forgotten
+    here, which each new worker calls as it starts (and each scrape). Counters and
+    histograms of dead workers stay: their totals are still part of the server's.
+    """
     folder = multiprocess_dir()
-    if folder is not None:
-        multiprocess.mark_process_dead(pid, folder)  # type: ignore[no-untyped-call]
+    if folder is None:
+        return
+    pids: set[int] = set()
+    for path in Path(folder).glob("gauge_live*_*.db"):
+        digits = path.stem.rpartition("_")[2]
+        if digits.isdigit():
+            pids.add(int(digits))
+    for pid in pids:
+        if not _alive(pid):
+            multiprocess.mark_process_dead(pid, folder)  # type: ignore[no-untyped-call]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def remove_multiprocess_dir(path: str | os.PathLike[str]) -> None:
@@ -334,6 +357,7 @@ def render() -> tuple[bytes, str]:
     folder = multiprocess_dir()
     if folder is None:
         return generate_latest(_registry), CONTENT_TYPE_LATEST
+    forget_dead_workers()
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry, path=folder)  # type: ignore[no-untyped-call]
     return generate_latest(registry), CONTENT_TYPE_LATEST

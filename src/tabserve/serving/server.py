@@ -1,10 +1,16 @@
-"""The production server: gunicorn supervising uvicorn workers (uvloop + httptools).
+"""The production server: granian (a Rust HTTP server) running the ASGI app in N worker processes.
 
 The master resolves and verifies every artifact before it forks (a bad artifact fails
 `serve` at once, with nothing served); each worker builds the app after the fork and loads
-its runtime in the lifespan (ONNX Runtime sessions are not fork-safe). A worker that dies is
+its runtime in the lifespan (ONNX Runtime sessions are not fork-safe), and granian starts
+accepting on that worker only once the lifespan startup is done. Each worker listens on its
+own SO_REUSEPORT socket, so the kernel spreads connections evenly. A worker that dies is
 replaced by the master; SIGTERM stops accepting, lets in-flight requests finish within
 --graceful-timeout, and exits 0.
+
+Why granian rather than gunicorn + uvicorn: HTTP parsing and writing happen in Rust, so a
+request costs the worker's Python only the app itself. On the lecture's GET at c=64 the same
+app answered ~1.4x the requests per second with a lower p99 (bench/README.md has the figures).
 """
 
 from __future__ import annotations
@@ -16,122 +22,47 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from gunicorn.app.base import BaseApplication
-from gunicorn.glogging import Logger as GunicornLogger
-from uvicorn_worker import UvicornWorker
-
 from tabserve import logging as tlog
 from tabserve.errors import UsageError
 from tabserve.serving import metrics
 from tabserve.settings import Settings
 from tabserve.types import Manifest
 
-__all__ = ["TabserveWorker", "prepare", "run_dev", "serve"]
+__all__ = ["prepare", "run_dev", "serve"]
 
 log = tlog.get_logger("tabserve.server")
 
 
-class TabserveWorker(UvicornWorker):  # type: ignore[misc]
-    """uvicorn under gunicorn: uvloop, httptools, no Server header, no uvicorn access log."""
+def _worker_app(settings: Settings, artifacts: list[tuple[Manifest, Path]]) -> Any:
+    """In each worker, after the fork: the ASGI app (granian runs its lifespan before serving)."""
+    from tabserve.serving.app import create_app
 
-    CONFIG_KWARGS: dict[str, Any] = {  # noqa: RUF012  # the parent's class attribute
-        "loop": "uvloop",
-        "http": "httptools",
-        "lifespan": "on",
-        "server_header": False,
-        "access_log": False,
-        "proxy_headers": False,
-    }
+    tlog.configure(settings.log_level, settings.log_format)
+    metrics.forget_dead_workers()  # a worker killed with SIGKILL left live gauges behind
+    return create_app(settings, artifacts=artifacts)
 
 
-def _child_exit(server: Any, worker: Any) -> None:
-    metrics.mark_worker_dead(worker.pid)
+def _server(settings: Settings) -> Any:
+    """granian configured from tabserve's settings."""
+    from granian.constants import HTTPModes, Interfaces, Loops
+    from granian.http import HTTP1Settings
+    from granian.server import Server
 
-
-def _when_ready(server: Any) -> None:
-    # Listening, not yet forked: the shipper runs beside the workers, supervised by the master.
-    server.app.start_shipper()
-
-
-def _on_exit(server: Any) -> None:
-    # Every worker has exited and flushed its buffer to the spool: the shipper drains it.
-    server.app.stop_shipper()
-
-
-class StructuredGunicornLogger(GunicornLogger):  # type: ignore[misc]
-    """gunicorn's own lines (worker boots, signals) through tabserve's structured logs."""
-
-    def setup(self, cfg: Any) -> None:
-        """Keep gunicorn's levels, drop its handlers: records go to the root's JSON handler."""
-        super().setup(cfg)
-        for log in (self.error_log, self.access_log):
-            log.handlers[:] = []
-        self.error_log.propagate = True
-
-
-class TabserveApplication(BaseApplication):  # type: ignore[misc]
-    """gunicorn configured in code: no config file and no command line of its own."""
-
-    def __init__(self, settings: Settings, artifacts: list[tuple[Manifest, Path]]) -> None:
-        self.settings = settings
-        self.artifacts = artifacts
-        self.shipper: Any = None
-        super().__init__()
-
-    def start_shipper(self) -> None:
-        """In the master: start the prediction-log shipper process (when the log is on)."""
-        if self.settings.prediction_log and self.shipper is None:
-            from tabserve.monitoring.shipper import start_shipper
-
-            self.shipper = start_shipper(self.settings)
-
-    def stop_shipper(self) -> None:
-        """In the master at exit: let the shipper drain the spool, then stop it."""
-        if self.shipper is not None:
-            from tabserve.monitoring.shipper import stop_shipper
-
-            stop_shipper(self.shipper)
-            self.shipper = None
-
-    def load_config(self) -> None:
-        """gunicorn settings from tabserve's."""
-        s = self.settings
-        options = {
-            "bind": [f"{_host(s.host)}:{s.port}"],
-            "workers": s.workers,
-            "worker_class": f"{__name__}.TabserveWorker",
-            "graceful_timeout": math.ceil(s.graceful_timeout),
-            # The heartbeat: a worker silent this long is killed and replaced.
-            "timeout": max(30, math.ceil(2 * s.request_timeout)),
-            "keepalive": 5,
-            "accesslog": None,
-            "errorlog": "-",
-            "logger_class": f"{__name__}.StructuredGunicornLogger",
-            "loglevel": s.log_level,
-            "child_exit": _child_exit,
-            "when_ready": _when_ready,
-            "on_exit": _on_exit,
-            "proc_name": "tabserve",
-            # A listening socket per worker (SO_REUSEPORT): the kernel spreads connections
-            # over the workers. With one shared socket it handed 58 of wrk's 64 keep-alive
-            # connections to one worker of two, which then bounded the whole server.
-            "reuse_port": True,
-            # gunicorn's control socket sits at one fixed path per user: servers would collide.
-            "control_socket_disable": True,
-        }
-        for key, value in options.items():
-            self.cfg.set(key, value)
-
-    def load(self) -> Any:
-        """Build the app in the worker, after the fork."""
-        from tabserve.serving.app import create_app
-
-        tlog.configure(self.settings.log_level, self.settings.log_format)
-        return create_app(self.settings, artifacts=self.artifacts)
-
-
-def _host(host: str) -> str:
-    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+    return Server(
+        "tabserve",  # a label only: the app comes from `_worker_app` (see serve)
+        address=settings.host.strip("[]"),
+        port=settings.port,
+        interface=Interfaces.ASGI,
+        workers=settings.workers,
+        loop=Loops.uvloop,
+        http=HTTPModes.http1,
+        http1_settings=HTTP1Settings(header_read_timeout=30_000, keep_alive=True),
+        websockets=False,
+        log_level=settings.log_level,  # type: ignore[arg-type]  # the same names
+        respawn_failed_workers=True,
+        respawn_interval=0.1,
+        workers_kill_timeout=math.ceil(settings.graceful_timeout),
+    )
 
 
 def prepare(settings: Settings) -> list[tuple[Manifest, Path]]:
@@ -175,11 +106,27 @@ def serve(settings: Settings) -> None:
     _check_port(settings.host, settings.port)
     folder = tempfile.mkdtemp(prefix="tabserve-metrics-")
     metrics.prepare_multiprocess_dir(folder)
-    application = TabserveApplication(settings, artifacts)
+    server = _server(settings)
+    tlog.configure(settings.log_level, settings.log_format)  # granian set up logging its way
+    shipper: Any = None
+    if settings.prediction_log:
+        from tabserve.monitoring.shipper import start_shipper, stop_shipper
+
+        # The shipper runs beside the workers and outlives them: at exit every worker has
+        # flushed its buffer to the spool, and the shipper drains it before the master exits.
+        shipper = start_shipper(settings)
+        server.on_shutdown(lambda: stop_shipper(shipper))
     try:
-        application.run()
+        # Workers are forked: the loader (settings and verified artifacts) needs no pickling.
+        server.serve(target_loader=lambda: _worker_app(settings, artifacts), wrap_loader=False)
+    except SystemExit as exit_:
+        if exit_.code not in (None, 0):
+            raise UsageError(
+                "the server stopped because its workers kept failing: see the log above"
+            ) from None
     finally:
-        application.stop_shipper()  # no-op when on_exit already stopped it
+        if shipper is not None:
+            stop_shipper(shipper)  # no-op when the shutdown hook already stopped it
         metrics.remove_multiprocess_dir(folder)
 
 

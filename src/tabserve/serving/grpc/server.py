@@ -2,7 +2,7 @@
 
 Called from the app's lifespan in each worker, after the fork (gRPC's core is not fork-safe,
 so nothing gRPC exists in the master). Every worker binds the same port with SO_REUSEPORT,
-as gunicorn's workers share the HTTP socket, and the kernel spreads connections over them.
+as the workers' HTTP sockets do, and the kernel spreads connections over them.
 """
 
 from __future__ import annotations
