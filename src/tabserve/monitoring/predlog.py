@@ -1,9 +1,11 @@
 """The worker side of the prediction log: a bounded in-memory buffer flushed to the spool.
 
-On the request path `record()` only appends a tuple to a list (no I/O, no lock). Every
-`prediction_log_flush_ms` (or sooner when the buffer is large, or at once for a request that
-waits with `prediction_log_sync`) one writer thread encodes the buffered requests into one frame,
-appends it to this worker's spool segment and fsyncs. The shipper (shipper.py) moves closed
+On the request path `record()` encodes the request (msgpack, ~1 us) and appends it to a list
+(no I/O, no lock). Every `prediction_log_flush_ms` (or sooner when the buffer is large, or at
+once for a request that waits with `prediction_log_sync`) one writer thread joins the buffered
+requests into one frame, appends it to this worker's spool segment and fsyncs. The encoding is
+done on the request path on purpose: done by the writer thread for a whole flush at once, it
+held the GIL for milliseconds, and the event loop waited that long for it (the c=64 p99). The shipper (shipper.py) moves closed
 segments to the database; no database I/O ever happens in a serving worker.
 
 Guarantee: a row is durable in the spool within one flush interval; `close()` (SIGTERM) flushes
@@ -18,8 +20,8 @@ import time
 from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
+import msgspec
 import numpy as np
 
 from tabserve.errors import OverloadedError
@@ -35,9 +37,6 @@ SIZE_CHECK_S = 1.0  # how often the spool's size on disk is measured
 
 log = get_logger("tabserve.predlog")
 
-# (manifest, request_id, client_request_id, ts, rows, prediction, latency, role)
-_Pending = tuple[Manifest, str, str | None, float, np.ndarray, Prediction, float, str]
-
 
 class PredictionLog:
     """One worker's prediction log: `await start()`, `record(...)` per request, `await close()`."""
@@ -50,8 +49,10 @@ class PredictionLog:
         self.max_bytes = settings.prediction_log_spool_max_bytes
         self.on_full = settings.on_log_full
         self.hash_features = settings.prediction_log_hash_features
-        self._buffer: list[_Pending] = []
+        self._buffer: list[msgspec.Raw] = []  # encoded request records
         self._buffer_rows = 0
+        self._manifests: list[Manifest] = []  # versions seen since the last flush
+        self._seen: set[tuple[str, int]] = set()
         self._waiters: list[asyncio.Future[None]] = []
         self._full = False
         self._spool_size = 0
@@ -60,7 +61,6 @@ class PredictionLog:
         self._task: asyncio.Task[None] | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._writer: spool.SpoolWriter | None = None
-        self._saved: set[tuple[str, int]] = set()
         self._closing = False
 
     async def start(self) -> None:
@@ -109,10 +109,29 @@ class PredictionLog:
                 )
             metrics.count_predlog(dropped=len(rows))
             return None
+        key = (manifest.name, manifest.version)
+        if key not in self._seen:
+            self._seen.add(key)
+            self._manifests.append(manifest)  # saved beside the spool by the writer thread
+        values = rows.tolist()
+        proba = prediction.proba
         self._buffer.append(
-            (manifest, request_id, client_request_id, time.time(), rows, prediction, latency, role)
+            records.encode_record(
+                records.RequestRecord(
+                    request_id,
+                    client_request_id,
+                    time.time(),
+                    manifest.name,
+                    manifest.version,
+                    role,
+                    latency,
+                    [records.hash_row(v) for v in values] if self.hash_features else values,
+                    prediction.labels.tolist(),
+                    None if proba is None else proba.tolist(),
+                )
+            )
         )
-        self._buffer_rows += len(rows)
+        self._buffer_rows += len(values)
         if self.sync:
             future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._waiters.append(future)
@@ -136,17 +155,20 @@ class PredictionLog:
 
     async def flush(self) -> None:
         """Write everything buffered to the spool now (one frame, one fsync)."""
-        pending, self._buffer, self._buffer_rows = self._buffer, [], 0
+        pending, self._buffer, rows = self._buffer, [], self._buffer_rows
+        self._buffer_rows = 0
+        manifests, self._manifests = self._manifests, []
         waiters, self._waiters = self._waiters, []
         metrics.set_predlog_queue(0)
         loop = asyncio.get_running_loop()
         try:
-            written_rows = await loop.run_in_executor(self._executor, self._write, pending)
+            await loop.run_in_executor(self._executor, self._write, pending, manifests)
         except OSError as error:
             # The disk refused (full, read-only): keep the rows for the next flush and refuse
             # or drop new ones until it accepts them again.
             self._buffer[:0] = pending
-            self._buffer_rows += sum(len(p[4]) for p in pending)
+            self._buffer_rows += rows
+            self._manifests[:0] = manifests
             self._full = True
             log.error("prediction log spool write failed", exc_info=error, folder=str(self.folder))
             for waiter in waiters:
@@ -155,52 +177,27 @@ class PredictionLog:
                         OverloadedError("the prediction log cannot write its spool: retry later")
                     )
             return
-        if written_rows:
-            metrics.count_predlog(spooled=written_rows)
+        if rows:
+            metrics.count_predlog(spooled=rows)
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
 
-    def _write(self, pending: list[_Pending]) -> int:
-        """In the writer thread: encode, append one frame, fsync, rotate, measure the spool."""
+    def _write(self, pending: list[msgspec.Raw], manifests: list[Manifest]) -> None:
+        """In the writer thread: one frame of the encoded requests, fsync, rotate, measure."""
         writer = self._writer
         if writer is None:
             raise RuntimeError("PredictionLog.start() was not awaited")
-        n = 0
+        for manifest in manifests:
+            records.save_manifest(self.folder, manifest)
         if pending:
-            batch = []
-            for manifest, rid, client_rid, ts, rows, pred, latency, role in pending:
-                key = (manifest.name, manifest.version)
-                if key not in self._saved:
-                    records.save_manifest(self.folder, manifest)
-                    self._saved.add(key)
-                values = rows.tolist()
-                inputs: list[Any] = (
-                    [records.hash_row(v) for v in values] if self.hash_features else values
-                )
-                batch.append(
-                    records.RequestRecord(
-                        rid,
-                        client_rid,
-                        ts,
-                        manifest.name,
-                        manifest.version,
-                        role,
-                        latency,
-                        inputs,
-                        pred.labels.tolist(),
-                        None if pred.proba is None else pred.proba.tolist(),
-                    )
-                )
-                n += len(values)
-            self._spool_size += writer.append(records.encode_frame(batch))
+            self._spool_size += writer.append(records.encode_frame(pending))
         writer.rotate_if_due()
         now = time.monotonic()
         if now - self._last_size_check >= SIZE_CHECK_S:
             self._last_size_check = now
             self._spool_size = spool.spool_bytes(self.folder)
         self._full = self._spool_size >= self.max_bytes
-        return n
 
     async def close(self) -> None:
         """Flush the buffer and close this worker's segment (on SIGTERM, before exit)."""

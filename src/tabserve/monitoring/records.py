@@ -61,8 +61,13 @@ def hash_row(values: list[Any]) -> str:
     return hashlib.sha256(_json.encode(values)).hexdigest()
 
 
-def encode_frame(records: list[RequestRecord]) -> bytes:
-    """The payload of one spool frame."""
+def encode_record(record: RequestRecord) -> msgspec.Raw:
+    """One request record, encoded (a frame is a msgpack array of these)."""
+    return msgspec.Raw(_msgpack_encode(record))
+
+
+def encode_frame(records: list[RequestRecord] | list[msgspec.Raw]) -> bytes:
+    """The payload of one spool frame, from records or from already encoded ones."""
     return _msgpack_encode(records)
 
 
