@@ -24,6 +24,7 @@ from typing import Any
 
 from tabserve import logging as tlog
 from tabserve.errors import UsageError
+from tabserve.runtime import threads
 from tabserve.serving import metrics
 from tabserve.settings import Settings
 from tabserve.types import Manifest
@@ -38,6 +39,9 @@ def _worker_app(settings: Settings, artifacts: list[tuple[Manifest, Path]]) -> A
     from tabserve.serving.app import create_app
 
     tlog.configure(settings.log_level, settings.log_format)
+    # numpy's BLAS pool was sized before the fork: cap it as ONNX Runtime's, workers x threads
+    # <= cores (ONNX Runtime gets the same number when the lifespan loads the model).
+    threads.limit_pools(settings.intra_op_threads())
     metrics.forget_dead_workers()  # a worker killed with SIGKILL left live gauges behind
     return create_app(settings, artifacts=artifacts)
 
@@ -104,6 +108,7 @@ def serve(settings: Settings) -> None:
     for manifest, path in artifacts:
         log.info("serving", model=manifest.name, version=manifest.version, folder=str(path))
     _check_port(settings.host, settings.port)
+    threads.limit_env(settings.intra_op_threads())  # for OpenMP/BLAS a worker loads later
     folder = tempfile.mkdtemp(prefix="tabserve-metrics-")
     metrics.prepare_multiprocess_dir(folder)
     server = _server(settings)
