@@ -95,6 +95,7 @@ MODEL_SWAP_FAILURES: Counter
 _children: dict[tuple[Any, ...], Any] = {}
 _passes: dict[int, _Pass] = {}  # the open pass of each thread running an event loop
 _loops: dict[int, asyncio.AbstractEventLoop] = {}  # the loop each thread last ran
+_timers: dict[int, asyncio.AbstractEventLoop] = {}  # threads with a FOLD_LATEST_S fold pending
 _in_flight = 0  # this process's requests in flight
 _in_flight_set = 0  # the value last written to HTTP_IN_FLIGHT
 
@@ -113,6 +114,7 @@ def _build() -> None:
     global _in_flight_set
     _children.clear()
     _passes.clear()
+    _timers.clear()
     _in_flight_set = 0
     r = _registry = CollectorRegistry(auto_describe=True)
 
@@ -372,23 +374,28 @@ def _child(metric: Any, *labels: str) -> Any:
 
 
 # --- the hot path -------------------------------------------------------------------------
-# Requests are counted in plain Python and folded into the Prometheus values once per pass of
-# the event loop. A value write in multiprocess mode costs ~1-2 us (a lock, a pid check, a
-# struct pack into the mmap) and a request made ~10 of them; under load one pass answers many
-# requests and folds them in a few writes. The first count of a pass schedules the fold with
-# `call_soon`, so it runs before the loop next waits for I/O: a scrape of any worker, sent
-# after a response arrived, sees that response counted. Without a running loop (scripts,
-# other threads) each count is written at once, as before.
+# Requests are counted in plain Python and folded into the Prometheus values in few writes. A
+# value write in multiprocess mode costs ~1-2 us (a lock, a pid check, a struct pack into the
+# mmap) and a request made ~10 of them. Each answered request schedules a fold with
+# `call_soon`, once per event-loop pass, so it runs before the loop next waits for I/O: a
+# scrape of any worker, sent after a response arrived, sees that response counted. Under load
+# one fold covers every request a pass answered; an idle server's lone request (which spans
+# three passes: read, predict, answer) is folded once, not once per pass. Counts made outside
+# a request (shadow traffic, the registry poller) are folded within FOLD_LATEST_S. Without a
+# running loop (scripts, other threads) each count is written at once.
+
+FOLD_LATEST_S = 0.05
 
 
 class _Pass:
-    """One event-loop pass's counts, not yet folded into the Prometheus values."""
+    """Counts not yet folded into the Prometheus values (one thread's, since its last fold)."""
 
-    __slots__ = ("counts", "hists")
+    __slots__ = ("counts", "due", "hists")
 
     def __init__(self) -> None:
         self.counts: dict[tuple[str, ...], float] = {}
         self.hists: dict[tuple[str, ...], list[float]] = {}  # bucket counts, then the sum
+        self.due = False  # a fold is scheduled for the end of this loop pass
 
 
 _BOUNDS = {
@@ -416,8 +423,27 @@ def _current() -> _Pass | None:
             _loops.pop(tid, None)
             return None
     p = _passes[tid] = _Pass()
-    loop.call_soon(_end_pass, tid, p)
+    if _timers.get(tid) is not loop:
+        _timers[tid] = loop
+        loop.call_later(FOLD_LATEST_S, _fold_late, tid, loop)
     return p
+
+
+def _fold_late(tid: int, loop: asyncio.AbstractEventLoop) -> None:
+    if _timers.get(tid) is loop:
+        del _timers[tid]
+    p = _passes.get(tid)
+    if p is not None:
+        _end_pass(tid, p)
+
+
+def _fold_soon() -> None:
+    """Fold this thread's counts before its loop next waits for I/O (a request was answered)."""
+    tid = get_ident()
+    p = _passes.get(tid)
+    if p is not None and not p.due:
+        p.due = True
+        _loops[tid].call_soon(_end_pass, tid, p)
 
 
 def _end_pass(tid: int, p: _Pass) -> None:
@@ -493,6 +519,7 @@ def observe_request(route: str, method: str, status: int, seconds: float) -> Non
     """Count one answered request; `route` is the route template, never the raw path."""
     _count(("HTTP_REQUESTS", route, method, str(status)))
     _observe(("HTTP_DURATION", route, method), seconds)
+    _fold_soon()
 
 
 def _in_flight_changed() -> None:

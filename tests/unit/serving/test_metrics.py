@@ -113,6 +113,19 @@ def test_counts_on_an_event_loop_are_exact_at_a_scrape_and_after_the_pass(
     assert after[("tabserve_http_requests_in_flight", ())] == 1
 
 
+def test_counts_outside_a_request_are_folded_within_the_latest_fold_interval(
+    single_process: None,
+) -> None:
+    pred = ("tabserve_predictions_total", (("class", "2"), ("model", "iris"), ("version", "1")))
+
+    async def shadow_like() -> dict:  # type: ignore[type-arg]
+        metrics.count_predictions("iris", 1, np.array([2, 2]))  # no request answered
+        await asyncio.sleep(metrics.FOLD_LATEST_S * 10)  # the loop keeps running, no scrape
+        return samples(generate_latest(metrics._registry))
+
+    assert asyncio.run(shadow_like())[pred] == 2
+
+
 def test_out_of_range_and_missing_are_counted_per_feature(single_process: None) -> None:
     m = manifest()
     metrics.count_out_of_range("m", m, np.array([[0.5, 0.0], [0.5, 0.5]]))  # all in range
