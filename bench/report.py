@@ -14,7 +14,9 @@ from bench.servers import Memory
 TABSERVE = "tabserve"
 LECTURE = "lecture"
 CEILING = "ceiling"
+CEILING_GRANIAN = "ceiling, granian"  # the same constant on tabserve's own HTTP server
 SYNC_LOG = "tabserve, log sync"
+NO_LOG = "tabserve, log off"
 
 
 @dataclass(frozen=True)
@@ -170,7 +172,7 @@ def points_table(results: Results) -> str:
         per_worker = (
             ", ".join(f"{w:.0f}" for w in m.pss_per_worker) if m and m.pss_per_worker else "-"
         )
-        is_tabserve = p.server in (TABSERVE, SYNC_LOG)
+        is_tabserve = p.server in (TABSERVE, SYNC_LOG, NO_LOG)
         c = p.load.concurrency
         vs_l = _ratio(p, results.point(LECTURE, c)) if is_tabserve else None
         vs_c = _ratio(p, results.point(CEILING, c)) if is_tabserve else None

@@ -32,7 +32,17 @@ import psutil  # noqa: E402
 
 from bench import grpc_load, pyspy, rows, stacks  # noqa: E402
 from bench.load import LECTURE_QUERY, finish_wrk, run_wrk, start_wrk  # noqa: E402
-from bench.report import CEILING, LECTURE, SYNC_LOG, TABSERVE, Point, Results, render  # noqa: E402
+from bench.report import (  # noqa: E402
+    CEILING,
+    CEILING_GRANIAN,
+    LECTURE,
+    NO_LOG,
+    SYNC_LOG,
+    TABSERVE,
+    Point,
+    Results,
+    render,
+)
 from bench.servers import Server, cpu_seconds, free_port, tree_memory, worker_pids  # noqa: E402
 
 CONCURRENCY = (1, 16, 64)
@@ -136,16 +146,18 @@ def bench_lecture(results: Results, work: Path, logs: Path, duration: float) -> 
 
 
 def bench_ceiling(results: Results, logs: Path, duration: float) -> None:
-    """The constant-answer raw ASGI app on uvicorn, 1 worker."""
+    """The constant-answer raw ASGI app on uvicorn, 1 worker; then on granian, for reference."""
     with stacks.ceiling(logs) as server:
         results.cold_start_s[CEILING] = server.cold_start_s or 0.0
         drive(results, CEILING, server, duration, CONCURRENCY)
+    with stacks.ceiling_granian(logs) as server:
+        drive(results, CEILING_GRANIAN, server, duration, CONCURRENCY)
 
 
 def bench_tabserve(
     results: Results, tabserve: Path, work: Path, logs: Path, duration: float, profile: bool
 ) -> None:
-    """tabserve as the README runs it, then the large request, then the sync-log variant."""
+    """tabserve as the README runs it, then the large request, then the log's variants."""
     home = work / "tabserve-home"
     stacks.train_tabserve(tabserve, home, logs)
     data = rows.make_rows()
@@ -179,10 +191,13 @@ def bench_tabserve(
             results.rows_label_mismatches = rows.label_mismatches(server_labels, local_labels)
     except Exception as error:
         results.notes.append(f"in-process runtime: {type(error).__name__}: {error}")
-    with stacks.tabserve_server(
-        tabserve, home, logs, sync_log=True, label="tabserve-sync"
-    ) as server:
-        drive(results, SYNC_LOG, server, duration, (64,))
+    variants = (
+        (SYNC_LOG, "tabserve-sync", {"TABSERVE_PREDICTION_LOG_SYNC": "true"}),
+        (NO_LOG, "tabserve-nolog", {"TABSERVE_PREDICTION_LOG": "false"}),
+    )
+    for name, label, env in variants:
+        with stacks.tabserve_server(tabserve, home, logs, env=env, label=label) as server:
+            drive(results, name, server, duration, (64,))
 
 
 def main(argv: list[str] | None = None) -> int:

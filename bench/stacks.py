@@ -86,6 +86,33 @@ def ceiling(logs: Path) -> Server:
     return Server("ceiling", argv, port, "/", log=logs / "ceiling.log")
 
 
+def ceiling_granian(logs: Path) -> Server:
+    """The same constant app on granian (tabserve's HTTP server), 1 worker, uvloop."""
+    port = free_port()
+    argv = [
+        sys.executable,
+        "-m",
+        "granian",
+        "--interface",
+        "asgi",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--loop",
+        "uvloop",
+        "--no-ws",
+        "--log-level",
+        "warning",
+        "--working-dir",
+        str(BENCH_DIR),
+        "ceiling:app",
+    ]
+    return Server("ceiling-granian", argv, port, "/", log=logs / "ceiling-granian.log")
+
+
 def train_tabserve(tabserve: Path, home: Path, logs: Path) -> None:
     """`tabserve train` (the default Iris model) into `home`."""
     logs.mkdir(parents=True, exist_ok=True)
@@ -106,7 +133,7 @@ def tabserve_server(
     home: Path,
     logs: Path,
     *,
-    sync_log: bool = False,
+    env: dict[str, str] | None = None,
     label: str = "tabserve",
     grpc_port: int | None = None,
 ) -> Server:
@@ -115,9 +142,7 @@ def tabserve_server(
     With `grpc_port`, the same server also answers the Open Inference Protocol over gRPC there.
     """
     port = free_port()
-    env = _tabserve_env(home)
-    if sync_log:
-        env["TABSERVE_PREDICTION_LOG_SYNC"] = "true"
+    env = {**_tabserve_env(home), **(env or {})}
     argv = [str(tabserve), "serve", "--port", str(port)]
     if grpc_port is not None:
         argv += ["--grpc-port", str(grpc_port)]
