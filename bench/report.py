@@ -202,7 +202,8 @@ def render(results: Results) -> str:
     out = [
         "# tabserve benchmark results\n",
         f"Written by `make bench` (`bench/run.py`) on {results.date}. "
-        f"wrk, 1 thread, keep-alive, loopback, {results.duration_s:g} s per point; "
+        f"wrk, 1 thread, keep-alive, loopback, {results.duration_s:g} s per point after an "
+        "unrecorded warm-up of each server; "
         'every response checked (status 200 and the exact body `{"prediction":"2"}` + newline). '
         "The load generator shares the machine's cores with the server.\n",
         "## Machine\n",

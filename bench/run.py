@@ -95,11 +95,19 @@ def versions() -> dict[str, str]:
     return out
 
 
+def warmup_s(duration: float) -> float:
+    """The unrecorded warm-up before a server's first point."""
+    return min(2.0, duration / 2)
+
+
 def drive(
     results: Results, label: str, server: Server, duration: float, levels: tuple[int, ...]
 ) -> None:
-    """Run each concurrency point against a started server, recording load and memory."""
+    """Warm the server up, then run each concurrency point, recording load and memory."""
     url = server.url + LECTURE_QUERY
+    # Every server gets the same unrecorded warm-up, so that no point measures first-request
+    # work (imports on first use, the prediction log creating its database, cold caches).
+    run_wrk(url, min(levels), warmup_s(duration))
     for c in levels:
         load = run_wrk(url, c, duration)
         if not server.alive():
