@@ -5,8 +5,9 @@ On the request path `record()` encodes the request (msgpack, ~1 us) and appends 
 once for a request that waits with `prediction_log_sync`) one writer thread joins the buffered
 requests into one frame, appends it to this worker's spool segment and fsyncs. The encoding is
 done on the request path on purpose: done by the writer thread for a whole flush at once, it
-held the GIL for milliseconds, and the event loop waited that long for it (the c=64 p99). The shipper (shipper.py) moves closed
-segments to the database; no database I/O ever happens in a serving worker.
+held the GIL for milliseconds, and the event loop waited that long for it. The shipper
+(shipper.py) moves closed segments to the database; no database I/O ever happens in a serving
+worker.
 
 Guarantee: a row is durable in the spool within one flush interval; `close()` (SIGTERM) flushes
 everything; a `kill -9` loses at most the rows of the last flush interval, none with sync on.

@@ -3,9 +3,9 @@
 The lifespan runs in each worker after the fork: it loads every model in a thread and
 self-tests it before startup completes, so a worker accepts connections only once it can
 predict (a failed load makes the worker exit non-zero; the master stops when that repeats).
-The master (server.py) has already resolved and verified the artifacts and hands their folders over as
-`artifacts` (the served refs' first, then the --shadow ones); tests hand in loaded runtimes as
-`models`. Afterwards `lifecycle.py` polls the registry and hot-swaps moved references.
+The master (server.py) has already resolved and verified the artifacts and hands their folders
+over as `artifacts` (the served refs' first, then the --shadow ones); tests hand in loaded
+runtimes as `models`. Afterwards `lifecycle.py` polls the registry and hot-swaps moved references.
 """
 
 from __future__ import annotations

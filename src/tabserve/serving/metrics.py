@@ -321,9 +321,9 @@ def multiprocess_dir() -> str | None:
 def forget_dead_workers() -> None:
     """Drop the live gauges (in-flight, ready) of worker processes that no longer exist.
 
-    A worker that exits cleanly is forgotten at exit; one killed with SIGKILL is forgotten
-    here, which each new worker calls as it starts (and each scrape). Counters and
-    histograms of dead workers stay: their totals are still part of the server's.
+    Called as each worker starts and at each scrape: a worker that exited, cleanly or killed
+    with SIGKILL, no longer counts in them. Counters and histograms of dead workers stay:
+    their totals are still part of the server's.
     """
     folder = multiprocess_dir()
     if folder is None:

@@ -9,8 +9,10 @@ replaced by the master; SIGTERM stops accepting, lets in-flight requests finish 
 --graceful-timeout, and exits 0.
 
 Why granian rather than gunicorn + uvicorn: HTTP parsing and writing happen in Rust, so a
-request costs the worker's Python only the app itself. On the lecture's GET at c=64 the same
-app answered ~1.4x the requests per second with a lower p99 (bench/README.md has the figures).
+request costs the worker's Python only the app itself. On the lecture's GET at c=64 (log off,
+2 workers, back to back on one machine) the same app answered ~22k req/s with p99 ~6 ms on
+granian against 12-17k req/s and p99 7-9 ms under gunicorn + uvicorn, whose two socket writes
+per response were a third of a worker's samples.
 """
 
 from __future__ import annotations
