@@ -137,3 +137,35 @@ def test_outage_spools_and_drains_without_loss(
         shipper.stop()
     assert counts(url) == (sent, sent)
     assert slowest < 0.5  # a liveness bound: record() never waits on the database
+
+
+def test_retention_prunes_every_models_old_rows_and_keeps_the_rest(postgres_url: str) -> None:
+    from tabserve.monitoring.records import LogRow
+    from tabserve.monitoring.sinks import PostgresSink
+
+    day = 86400.0
+    now = time.time()
+
+    def row(request_id: str, model: str, ts: float) -> LogRow:
+        return LogRow(request_id, 0, None, ts, model, 1, "live", '{"x":1.0}', '{"label":1}', 0.5)
+
+    sink = PostgresSink(postgres_url)
+    sink.open()
+    try:
+        rows = [row(f"old-{m}-{i}", m, now - 40 * day) for m in ("iris", "wine") for i in range(5)]
+        rows += [row(f"new-{m}-{i}", m, now - day) for m in ("iris", "wine") for i in range(3)]
+        assert sink.write(rows) == 16
+        with psycopg.connect(postgres_url) as conn:
+            conn.execute(
+                'INSERT INTO prediction_feedback (request_id, "row", model, label, received_at) '
+                "VALUES ('old-iris-0', 0, 'iris', '1', now() - interval '40 days'), "
+                "('new-wine-0', 0, 'wine', '1', now() - interval '1 day')"
+            )
+        assert sink.prune(now - 30 * day) == 10
+        with psycopg.connect(postgres_url) as conn:
+            kept = sorted(r[0] for r in conn.execute("SELECT request_id FROM prediction_log"))
+            feedback = [r[0] for r in conn.execute("SELECT request_id FROM prediction_feedback")]
+        assert kept == sorted(f"new-{m}-{i}" for m in ("iris", "wine") for i in range(3))
+        assert feedback == ["new-wine-0"]
+    finally:
+        sink.close()
