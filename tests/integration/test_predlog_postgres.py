@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from tests.support.net import wait_until
 from tests.support.postgres import Cluster
-from tests.unit.monitoring.conftest import make_manifest
+from tests.unit.monitoring.conftest import log_row, make_manifest
 
 from tabserve.monitoring import spool
 from tabserve.monitoring.predlog import PredictionLog
@@ -140,20 +140,18 @@ def test_outage_spools_and_drains_without_loss(
 
 
 def test_retention_prunes_every_models_old_rows_and_keeps_the_rest(postgres_url: str) -> None:
-    from tabserve.monitoring.records import LogRow
     from tabserve.monitoring.sinks import PostgresSink
 
     day = 86400.0
     now = time.time()
 
-    def row(request_id: str, model: str, ts: float) -> LogRow:
-        return LogRow(request_id, 0, None, ts, model, 1, "live", '{"x":1.0}', '{"label":1}', 0.5)
-
     sink = PostgresSink(postgres_url)
     sink.open()
     try:
-        rows = [row(f"old-{m}-{i}", m, now - 40 * day) for m in ("iris", "wine") for i in range(5)]
-        rows += [row(f"new-{m}-{i}", m, now - day) for m in ("iris", "wine") for i in range(3)]
+        rows = [
+            log_row(f"old-{m}-{i}", m, now - 40 * day) for m in ("iris", "wine") for i in range(5)
+        ]
+        rows += [log_row(f"new-{m}-{i}", m, now - day) for m in ("iris", "wine") for i in range(3)]
         assert sink.write(rows) == 16
         with psycopg.connect(postgres_url) as conn:
             conn.execute(

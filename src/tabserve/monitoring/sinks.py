@@ -95,6 +95,20 @@ def _models_sql(table: str) -> str:
     )
 
 
+def _prune(db: Any, cutoff: object, mark: str) -> int:
+    """Retention on either dialect (`mark`: its parameter marker); returns log rows deleted."""
+    deleted = 0
+    for table, column in _PRUNED:
+        for (model,) in db.execute(_models_sql(table)).fetchall():
+            cur = db.execute(
+                f"DELETE FROM {table} WHERE model = {mark} AND {column} < {mark}",  # noqa: S608 (constant names)
+                (model, cutoff),
+            )
+            if table == "prediction_log":
+                deleted += int(cur.rowcount)
+    return deleted
+
+
 _NOT_A_SERVER_ID = "NOT EXISTS (SELECT 1 FROM prediction_log s WHERE s.request_id = {f}.request_id)"
 _ROW_OF_FEEDBACK = (
     'p."row" = f."row" AND p.role = \'live\' AND (p.request_id = f.request_id OR '
@@ -186,16 +200,7 @@ class SqliteSink:
     def prune(self, before: float) -> int:
         """Delete rows older than `before` (unix time)."""
         try:
-            db = self._db()
-            deleted = 0
-            for table, column in _PRUNED:
-                for (model,) in db.execute(_models_sql(table)).fetchall():
-                    cur = db.execute(
-                        f"DELETE FROM {table} WHERE model = ? AND {column} < ?",  # noqa: S608 (constant names)
-                        (model, before),
-                    )
-                    deleted += cur.rowcount if table == "prediction_log" else 0
-            return deleted
+            return _prune(self._db(), before, "?")
         except sqlite3.Error as error:
             raise DatabaseError(f"cannot prune the prediction log: {error}") from error
 
@@ -398,16 +403,7 @@ class PostgresSink:
 
         cutoff = datetime.fromtimestamp(before, UTC)
         try:
-            db = self._db()
-            deleted = 0
-            for table, column in _PRUNED:
-                for (model,) in db.execute(_models_sql(table)).fetchall():
-                    cur = db.execute(
-                        f"DELETE FROM {table} WHERE model = %s AND {column} < %s",  # noqa: S608 (constant names)
-                        (model, cutoff),
-                    )
-                    deleted += int(cur.rowcount) if table == "prediction_log" else 0
-            return deleted
+            return _prune(self._db(), cutoff, "%s")
         except psycopg.Error as error:
             raise self._fail("cannot prune the prediction log", error) from error
 

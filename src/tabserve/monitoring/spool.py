@@ -20,6 +20,8 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
+
 HEADER = struct.Struct("<II")  # payload length, crc32 of payload
 OPEN_SUFFIX = ".open"
 CLOSED_SUFFIX = ".seg"
@@ -120,16 +122,6 @@ class SpoolWriter:
             path.rename(path.with_suffix(CLOSED_SUFFIX))
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def claim_orphans(folder: Path) -> int:
     """Close `.open` segments whose worker process is gone; returns how many were claimed."""
     claimed = 0
@@ -138,7 +130,7 @@ def claim_orphans(folder: Path) -> int:
             pid = int(path.name.split("-", 1)[0])
         except ValueError:
             continue
-        if pid != os.getpid() and not _pid_alive(pid):
+        if pid != os.getpid() and not psutil.pid_exists(pid):
             with contextlib.suppress(FileNotFoundError):
                 path.rename(path.with_suffix(CLOSED_SUFFIX))
                 claimed += 1

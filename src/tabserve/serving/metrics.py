@@ -23,6 +23,7 @@ from threading import get_ident
 from typing import Any
 
 import numpy as np
+import psutil
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -334,18 +335,8 @@ def forget_dead_workers() -> None:
         if digits.isdigit():
             pids.add(int(digits))
     for pid in pids:
-        if not _alive(pid):
+        if not psutil.pid_exists(pid):
             multiprocess.mark_process_dead(pid, folder)  # type: ignore[no-untyped-call]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def remove_multiprocess_dir(path: str | os.PathLike[str]) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tabserve.monitoring.records import LogRow
 from tabserve.settings import Settings
 from tabserve.types import Feature, Histogram, Manifest, RuntimeInfo
 
@@ -64,3 +65,8 @@ def manifest() -> Manifest:
 @pytest.fixture
 def settings(tabserve_home: Path) -> Settings:
     return Settings.model_validate({"home": tabserve_home, "prediction_log_flush_ms": 10})
+
+
+def log_row(request_id: str, model: str, ts: float) -> LogRow:
+    """One prediction-log row of `model` at unix time `ts` (for retention tests)."""
+    return LogRow(request_id, 0, None, ts, model, 1, "live", '{"x":1.0}', '{"label":1}', 0.5)

@@ -6,19 +6,16 @@ import sqlite3
 import time
 from pathlib import Path
 
-from tabserve.monitoring.records import LogRow
+from tests.unit.monitoring.conftest import log_row
+
 from tabserve.monitoring.sinks import SqliteSink
 
 DAY = 86400.0
 
 
-def row(request_id: str, model: str, ts: float) -> LogRow:
-    return LogRow(request_id, 0, None, ts, model, 1, "live", '{"x":1.0}', '{"label":1}', 0.5)
-
-
 def fill(sink: SqliteSink, now: float) -> None:
-    rows = [row(f"old-{m}-{i}", m, now - 40 * DAY) for m in ("iris", "wine") for i in range(5)]
-    rows += [row(f"new-{m}-{i}", m, now - DAY) for m in ("iris", "wine") for i in range(3)]
+    rows = [log_row(f"old-{m}-{i}", m, now - 40 * DAY) for m in ("iris", "wine") for i in range(5)]
+    rows += [log_row(f"new-{m}-{i}", m, now - DAY) for m in ("iris", "wine") for i in range(3)]
     assert sink.write(rows) == 16
     with sqlite3.connect(sink.path) as db:  # feedback received long ago, and yesterday
         db.executemany(
