@@ -129,7 +129,7 @@ class _Tracked(NamedTuple):
     position: int  # index in the row (manifest feature order)
     name: str
     expected: np.ndarray  # training count per bin
-    live_counts: Callable[[list[Any]], np.ndarray]  # live values of one chunk -> count per bin
+    live_counts: Callable[[Any], np.ndarray]  # live values of one chunk -> count per bin
 
 
 def _tracked(manifest: Manifest) -> list[_Tracked]:
@@ -138,9 +138,9 @@ def _tracked(manifest: Manifest) -> list[_Tracked]:
         if f.kind == "number" and f.histogram is not None and len(f.histogram.edges) > 1:
             hist = f.histogram
 
-            def count(col: list[Any], hist: Histogram = hist) -> np.ndarray:
-                # None (missing) becomes NaN, which bin_counts skips.
-                return bin_counts(np.array(col, dtype=np.float64), hist)
+            def count(col: Any, hist: Histogram = hist) -> np.ndarray:
+                # None (missing) becomes NaN, which bin_counts skips; a float column is used as is.
+                return bin_counts(np.asarray(col, dtype=np.float64), hist)
 
             out.append(_Tracked(i, f.name, np.asarray(hist.counts, np.float64), count))
         elif (bins := category_bins(f)) is not None:
@@ -159,12 +159,15 @@ class _ModelWindow:
         self.totals = [np.zeros(len(t.expected)) for t in self.tracked]
         self.rows = 0
 
-    def add(self, rows: list[list[Any]]) -> None:
-        if not rows or not self.tracked:
+    def add(self, rows: np.ndarray | list[list[Any]]) -> None:
+        if len(rows) == 0 or not self.tracked:
             return
         counts = []
         for j, t in enumerate(self.tracked):
-            c = t.live_counts([r[t.position] for r in rows])
+            pos = t.position
+            c = t.live_counts(
+                rows[:, pos] if isinstance(rows, np.ndarray) else [r[pos] for r in rows]
+            )
             counts.append(c)
             self.totals[j] += c
         self.chunks.append((len(rows), counts))
@@ -188,8 +191,8 @@ class DriftTracker:
         self._models: dict[str, _ModelWindow] = {}
         self.changed: set[str] = set()
 
-    def add(self, manifest: Manifest, rows: list[list[Any]]) -> None:
-        """Add live input rows (lists of values in manifest feature order)."""
+    def add(self, manifest: Manifest, rows: np.ndarray | list[list[Any]]) -> None:
+        """Add live input rows in manifest feature order: a float matrix, or lists of values."""
         w = self._models.get(manifest.name)
         if w is None or w.manifest.version != manifest.version:
             # A new version has its own training histogram: start its window afresh.

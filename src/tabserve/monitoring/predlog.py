@@ -1,13 +1,14 @@
 """The worker side of the prediction log: a bounded in-memory buffer flushed to the spool.
 
-On the request path `record()` encodes the request (msgpack, ~1 us) and appends it to a list
-(no I/O, no lock). Every `prediction_log_flush_ms` (or sooner when the buffer is large, or at
-once for a request that waits with `prediction_log_sync`) one writer thread joins the buffered
-requests into one frame, appends it to this worker's spool segment and fsyncs. The encoding is
-done on the request path on purpose: done by the writer thread for a whole flush at once, it
-held the GIL for milliseconds, and the event loop waited that long for it. The shipper
-(shipper.py) moves closed segments to the database; no database I/O ever happens in a serving
-worker.
+On the request path `record()` encodes the request and appends it to a list (no I/O, no lock);
+for a request of up to `records.PREPARED_ROWS` rows it writes the rows' table JSON itself,
+which spares the shipper most of its work (records.py says why). Every
+`prediction_log_flush_ms` (or sooner when the buffer is large, or at once for a request that
+waits with `prediction_log_sync`) one writer thread joins the buffered requests into one frame,
+appends it to this worker's spool segment and fsyncs. The encoding is done on the request path
+on purpose: done by the writer thread for a whole flush at once, it held the GIL for
+milliseconds, and the event loop waited that long for it. The shipper (shipper.py) moves closed
+segments to the database; no database I/O ever happens in a serving worker.
 
 Guarantee: a row is durable in the spool within one flush interval; `close()` (SIGTERM) flushes
 everything; a `kill -9` loses at most the rows of the last flush interval, none with sync on.
@@ -21,6 +22,7 @@ import time
 from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -50,10 +52,14 @@ class PredictionLog:
         self.max_bytes = settings.prediction_log_spool_max_bytes
         self.on_full = settings.on_log_full
         self.hash_features = settings.prediction_log_hash_features
-        self._buffer: list[msgspec.Raw] = []  # encoded request records
+        self._rows: list[msgspec.Raw] = []  # encoded records.LogRow of small requests
+        # Their live inputs for the drift window, per (model, version, float64 or not).
+        self._drift: dict[tuple[str, int, bool], bytearray | list[list[Any]]] = {}
+        self._drift_unwritten: list[records.DriftRows] = []
+        self._requests: list[msgspec.Raw] = []  # encoded records.RequestRecord (large requests)
         self._buffer_rows = 0
         self._manifests: list[Manifest] = []  # versions seen since the last flush
-        self._seen: set[tuple[str, int]] = set()
+        self._writers: dict[tuple[str, int], records.RowWriter] = {}  # per version seen
         self._waiters: list[asyncio.Future[None]] = []
         self._full = False
         self._spool_size = 0
@@ -111,28 +117,45 @@ class PredictionLog:
             metrics.count_predlog(dropped=len(rows))
             return None
         key = (manifest.name, manifest.version)
-        if key not in self._seen:
-            self._seen.add(key)
+        writer = self._writers.get(key)
+        if writer is None:
+            writer = self._writers[key] = records.RowWriter(manifest)
             self._manifests.append(manifest)  # saved beside the spool by the writer thread
+        proba = None if prediction.proba is None else prediction.proba.tolist()
+        labels = prediction.labels.tolist()
         values = rows.tolist()
-        proba = prediction.proba
-        self._buffer.append(
-            records.encode_record(
-                records.RequestRecord(
-                    request_id,
-                    client_request_id,
-                    time.time(),
-                    manifest.name,
-                    manifest.version,
-                    role,
-                    latency,
-                    [records.hash_row(v) for v in values] if self.hash_features else values,
-                    prediction.labels.tolist(),
-                    None if proba is None else proba.tolist(),
+        if len(values) <= records.PREPARED_ROWS:
+            self._rows += writer.rows(
+                request_id,
+                client_request_id,
+                time.time(),
+                role,
+                latency,
+                values,
+                labels,
+                proba,
+                self.hash_features,
+            )
+            if role == "live" and not self.hash_features:
+                self._add_drift(manifest, rows, values)
+        else:
+            self._requests.append(
+                records.encode_record(
+                    records.RequestRecord(
+                        request_id,
+                        client_request_id,
+                        time.time(),
+                        manifest.name,
+                        manifest.version,
+                        role,
+                        latency,
+                        [records.hash_row(v) for v in values] if self.hash_features else values,
+                        labels,
+                        proba,
+                    )
                 )
             )
-        )
-        self._buffer_rows += len(values)
+        self._buffer_rows += len(rows)
         if self.sync:
             future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._waiters.append(future)
@@ -141,6 +164,26 @@ class PredictionLog:
         if self._buffer_rows >= FLUSH_ROWS:
             self._wake.set()  # type: ignore[union-attr]
         return None
+
+    def _add_drift(self, manifest: Manifest, rows: np.ndarray, values: list[list[Any]]) -> None:
+        numeric = rows.dtype == np.float64
+        key = (manifest.name, manifest.version, numeric)
+        kept = self._drift.get(key)
+        if kept is None:
+            kept = self._drift[key] = bytearray() if numeric else []
+        if isinstance(kept, bytearray):
+            kept += rows.tobytes()
+        else:
+            kept += values
+
+    def _take_drift(self) -> list[records.DriftRows]:
+        """The drift rows of the next frame: those a failed write left, then the new ones."""
+        drift, self._drift = self._drift, {}
+        unwritten, self._drift_unwritten = self._drift_unwritten, []
+        return unwritten + [
+            records.DriftRows(name, version, bytes(v) if isinstance(v, bytearray) else v)
+            for (name, version, _), v in drift.items()
+        ]
 
     async def _run(self) -> None:
         wake = self._wake
@@ -156,18 +199,24 @@ class PredictionLog:
 
     async def flush(self) -> None:
         """Write everything buffered to the spool now (one frame, one fsync)."""
-        pending, self._buffer, rows = self._buffer, [], self._buffer_rows
+        prepared, requests, rows = self._rows, self._requests, self._buffer_rows
+        self._rows, self._requests = [], []
+        drift = self._take_drift()
         self._buffer_rows = 0
         manifests, self._manifests = self._manifests, []
         waiters, self._waiters = self._waiters, []
         metrics.set_predlog_queue(0)
         loop = asyncio.get_running_loop()
         try:
-            await loop.run_in_executor(self._executor, self._write, pending, manifests)
+            await loop.run_in_executor(
+                self._executor, self._write, prepared, drift, requests, manifests
+            )
         except OSError as error:
             # The disk refused (full, read-only): keep the rows for the next flush and refuse
             # or drop new ones until it accepts them again.
-            self._buffer[:0] = pending
+            self._rows[:0] = prepared
+            self._requests[:0] = requests
+            self._drift_unwritten = drift
             self._buffer_rows += rows
             self._manifests[:0] = manifests
             self._full = True
@@ -184,15 +233,21 @@ class PredictionLog:
             if not waiter.done():
                 waiter.set_result(None)
 
-    def _write(self, pending: list[msgspec.Raw], manifests: list[Manifest]) -> None:
+    def _write(
+        self,
+        prepared: list[msgspec.Raw],
+        drift: list[records.DriftRows],
+        requests: list[msgspec.Raw],
+        manifests: list[Manifest],
+    ) -> None:
         """In the writer thread: one frame of the encoded requests, fsync, rotate, measure."""
         writer = self._writer
         if writer is None:
             raise RuntimeError("PredictionLog.start() was not awaited")
         for manifest in manifests:
             records.save_manifest(self.folder, manifest)
-        if pending:
-            self._spool_size += writer.append(records.encode_frame(pending))
+        if prepared or requests:
+            self._spool_size += writer.append(records.encode_frame(prepared, drift, requests))
         writer.rotate_if_due()
         now = time.monotonic()
         if now - self._last_size_check >= SIZE_CHECK_S:
@@ -210,7 +265,7 @@ class PredictionLog:
             self._wake.set()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        if self._buffer or self._waiters:  # recorded after the loop's last flush
+        if self._rows or self._requests or self._waiters:  # recorded after the loop's last flush
             await self.flush()
         self._task = None
         loop = asyncio.get_running_loop()

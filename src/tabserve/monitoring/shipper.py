@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from typing import IO
 
+import numpy as np
+
 from tabserve.errors import DatabaseError, TabserveError
 from tabserve.logging import get_logger
 from tabserve.monitoring import feedback, records, spool
@@ -32,8 +34,8 @@ from tabserve.settings import Settings
 from tabserve.types import Manifest
 
 BATCH_ROWS = 5000
-DRIFT_CHUNK_ROWS = 500
-SHIPPER_NICE = 10  # CPU priority below the workers (os.nice increment)  # live rows per drift-window update (the window holds 10,000)
+DRIFT_CHUNK_ROWS = 500  # live rows per drift-window update (the window holds 10,000)
+SHIPPER_NICE = 10  # CPU priority below the workers (os.nice increment)
 IDLE_POLL_S = 0.2
 BACKOFF_MIN_S = 0.2
 BACKOFF_MAX_S = 5.0
@@ -43,6 +45,38 @@ PERFORMANCE_WINDOW_S = 86400.0  # feedback received in the last 24 h ...
 PERFORMANCE_WINDOW_ROWS = 10_000  # ... at most this many most recent labels
 
 log = get_logger("tabserve.shipper")
+
+
+class _LiveRows:
+    """A segment's live input rows per model version, handed to the drift window at the end.
+
+    Rows come as float64 bytes (all-numeric models, one `frombuffer` per version for the whole
+    segment) or as lists of values. They reach the window in chunks of DRIFT_CHUNK_ROWS: one
+    add per request (one row at the lecture's GET) cost ~40 us a row in numpy call overhead,
+    and the window drops whole old chunks, so they stay small beside it.
+    """
+
+    def __init__(self) -> None:
+        self._bytes: dict[int, tuple[Manifest, list[bytes]]] = {}
+        self._lists: dict[int, tuple[Manifest, list[list[object]]]] = {}
+
+    def add(self, manifest: Manifest, values: bytes | list[list[object]]) -> None:
+        """Rows as float64 bytes, or as lists of values in feature order."""
+        if isinstance(values, bytes):
+            self._bytes.setdefault(id(manifest), (manifest, []))[1].append(values)
+        else:
+            self._lists.setdefault(id(manifest), (manifest, []))[1].extend(values)
+
+    def add_to(self, drift: DriftTracker) -> None:
+        """Add every row to the drift window, chunk by chunk."""
+        for manifest, chunks in self._bytes.values():
+            width = len(manifest.features)
+            matrix = np.frombuffer(b"".join(chunks), dtype=np.float64).reshape(-1, width)
+            for start in range(0, len(matrix), DRIFT_CHUNK_ROWS):
+                drift.add(manifest, matrix[start : start + DRIFT_CHUNK_ROWS])
+        for manifest, rows in self._lists.values():
+            for start in range(0, len(rows), DRIFT_CHUNK_ROWS):
+                drift.add(manifest, rows[start : start + DRIFT_CHUNK_ROWS])
 
 
 class Shipper:
@@ -78,9 +112,15 @@ class Shipper:
             self._opened = True
         rows: list[records.LogRow] = []
         written = 0
-        live: list[tuple[Manifest, list[list[object]]]] = []
+        live = _LiveRows()
         for payload in spool.read_frames(path):
-            for rec in records.decode_frame(payload):
+            prepared, drift, requests = records.decode_frame(payload)
+            rows += prepared
+            for d in drift:
+                manifest = self._manifest(d.model, d.version)
+                if manifest is not None:
+                    live.add(manifest, d.values)
+            for rec in requests:
                 manifest = self._manifest(rec.model, rec.version)
                 names = [f.name for f in manifest.features] if manifest is not None else None
                 rows.extend(records.explode(rec, names))
@@ -91,25 +131,16 @@ class Shipper:
                     and rec.inputs
                     and not isinstance(rec.inputs[0], str)
                 ):
-                    # Consecutive records of one version go to the drift window together:
-                    # one add per record (one row at the lecture's GET) cost ~40 us a row in
-                    # numpy call overhead, most of the shipper's time.
-                    if live and live[-1][0] is manifest:
-                        live[-1][1].extend(rec.inputs)
-                    else:
-                        live.append((manifest, list(rec.inputs)))
-                if len(rows) >= self.batch_rows:
-                    written += self.sink.write(rows)
-                    rows = []
+                    live.add(manifest, rec.inputs)
+            if len(rows) >= self.batch_rows:
+                written += self.sink.write(rows)
+                rows = []
         if rows:
             written += self.sink.write(rows)
         # Deleted only after every batch committed: a crash before this re-ships the segment,
         # and the idempotent insert skips the rows already there.
         path.unlink(missing_ok=True)
-        for manifest, inputs in live:
-            # In chunks: the window drops whole old chunks, so they stay small beside it.
-            for start in range(0, len(inputs), DRIFT_CHUNK_ROWS):
-                self.drift.add(manifest, inputs[start : start + DRIFT_CHUNK_ROWS])
+        live.add_to(self.drift)
         if written:
             metrics.count_predlog(written=written)
         return written
