@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import functools
 import math
 import os
 import shutil
@@ -101,6 +102,11 @@ _in_flight = 0  # this process's requests in flight
 _in_flight_set = 0  # the value last written to HTTP_IN_FLIGHT
 
 
+_process_id = [os.getpid()]
+os.register_at_fork(after_in_child=lambda: _process_id.__setitem__(0, os.getpid()))
+_pid = functools.partial(_process_id.__getitem__, 0)  # this process's id, without a syscall
+
+
 def _build() -> None:
     """(Re)create every metric with the value class the environment asks for."""
     global _registry, HTTP_REQUESTS, HTTP_DURATION, HTTP_IN_FLIGHT, PREDICTIONS, BATCH_SIZE
@@ -110,8 +116,14 @@ def _build() -> None:
     global FEEDBACK_LABELS, LIVE_ACCURACY, LIVE_RMSE, SHADOW_PREDICTIONS, SHADOW_DISAGREEMENTS
     global SHADOW_ERRORS, SHADOW_LATENCY, SHADOW_DROPPED, MODEL_SWAPS, MODEL_SWAP_FAILURES
     # prometheus_client picks mmap'd or in-memory values once, at its import; the master may
-    # import us before it sets the folder, so the choice is made again here.
-    values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
+    # import us before it sets the folder, so the choice is made again here. Mmap'd values ask
+    # for the process id at every inc to notice a fork, by default with os.getpid(): a system
+    # call per value (~10 per folded loop pass). _pid() is the same id, kept at each fork.
+    values.ValueClass = (
+        values.MultiProcessValue(process_identifier=_pid)  # type: ignore[no-untyped-call]
+        if ENV_DIR in os.environ
+        else values.MutexValue
+    )
     global _in_flight_set
     _children.clear()
     _passes.clear()
