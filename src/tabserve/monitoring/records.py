@@ -5,8 +5,8 @@ A spool frame holds the requests of one flush, in one of two forms:
   writes each row's `LogRow`, `input` and `output` JSON included, exactly as the table stores
   it, and keeps the live inputs per model version as float64 bytes for the drift window
   (`DriftRows`). The shipper decodes those rows straight into the tuples the sink inserts: no
-  per-row Python work. For a one-row request this costs the worker ~2 us and spares the
-  shipper ~5 us of decoding into nested lists and building the JSON (bench/log_rows.py).
+  per-row Python work. For a one-row request this costs the worker ~0.6 us more and spares
+  the shipper ~8 us of decoding into nested lists and building the JSON (bench/log_rows.py).
 - larger requests (and every frame written before the first form existed) as a
   `RequestRecord`: inputs and outputs as values, which the shipper explodes into n rows. A
   10,000-row request would cost the event loop ~15 ms of JSON; the shipper does it instead.
@@ -97,12 +97,6 @@ def input_json(values: Any, names: Sequence[str] | None) -> str:
     return _json.encode(values).decode()
 
 
-def output_json(label: Any, proba: list[float] | None) -> str:
-    """The `output` column of one row: {"label": ...} and, for classifiers, "proba"."""
-    out = {"label": label} if proba is None else {"label": label, "proba": proba}
-    return _json.encode(out).decode()
-
-
 class _Output(msgspec.Struct, gc=False):
     label: Any
     proba: list[float]
@@ -110,6 +104,11 @@ class _Output(msgspec.Struct, gc=False):
 
 class _Label(msgspec.Struct, gc=False):
     label: Any
+
+
+def output_json(label: Any, proba: list[float] | None) -> str:
+    """The `output` column of one row: {"label": ...} and, for classifiers, "proba"."""
+    return _json.encode(_Label(label) if proba is None else _Output(label, proba)).decode()
 
 
 class RowWriter:
@@ -152,8 +151,7 @@ class RowWriter:
         # A plain loop: at one row, comprehensions' frames and zips cost more than the JSON.
         for i, row in enumerate(values):
             inp = input_json(hash_row(row), self.names) if hashed else encode(make(*row)).decode()
-            label = labels[i]
-            output = _Label(label) if proba is None else _Output(label, proba[i])
+            output = output_json(labels[i], None if proba is None else proba[i])
             row_tuple = (
                 request_id,
                 i,
@@ -163,7 +161,7 @@ class RowWriter:
                 version,
                 role,
                 inp,
-                encode(output).decode(),
+                output,
                 latency_ms,
             )
             out.append(msgspec.Raw(_msgpack_encode(row_tuple)))
