@@ -34,6 +34,7 @@ from tabserve.serving.auth import with_auth
 from tabserve.serving.inference import ModelService, PredictionSink, load_runtime
 from tabserve.serving.lifecycle import ADMIN_RELOAD, Poller, ShadowTraffic, admin_reload
 from tabserve.serving.middleware import ServingMiddleware
+from tabserve.serving.reload import ReloadBoard
 from tabserve.serving.responses import encode, error_body, send_response
 from tabserve.settings import Settings
 from tabserve.types import Manifest, Runtime
@@ -390,5 +391,7 @@ async def _start_lifecycle(
 
         return open_(settings)
 
-    state.poller = Poller(settings, tracked, open_registry, owned=registry is None)
+    state.poller = Poller(
+        settings, tracked, open_registry, owned=registry is None, board=ReloadBoard.from_env()
+    )
     state.poller.start()

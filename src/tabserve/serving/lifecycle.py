@@ -5,7 +5,8 @@ every `registry_poll` seconds, so a promote from any host is seen. When a refere
 another version, the worker fetches it (hashes verified), loads and self-tests it in a
 thread, then swaps it in on the event loop; in-flight requests finish on the old version.
 A version that fails is not swapped in and not retried until the reference moves again (or
-an admin reload asks). Each worker runs its own poller: all end on the same version.
+an admin reload asks). Each worker runs its own poller: all end on the same version. An
+admin reload asked of one worker is carried out by all of them (reload.py).
 
 `ShadowTraffic` copies each live request (rows already validated) to a candidate version
 after the live answer is known, through a bounded queue whose consumers run the candidate
@@ -17,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import os
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -28,6 +30,7 @@ from tabserve.artifacts.refs import parse_ref
 from tabserve.errors import ArtifactError, UnauthorizedError, UsageError
 from tabserve.serving import metrics
 from tabserve.serving.inference import ModelService, check, input_signature, load_runtime
+from tabserve.serving.reload import CHECK_S, ReloadBoard
 from tabserve.serving.responses import encode, send_response
 from tabserve.serving.validation import Schema
 from tabserve.settings import Settings
@@ -43,6 +46,7 @@ log = tlog.get_logger("tabserve.lifecycle")
 
 SHADOW_QUEUE = 1024  # copied requests waiting for the candidate before new ones are dropped
 ADMIN_RELOAD = "/admin/reload"
+RELOAD_WAIT_MAX_S = 30.0  # an admin reload waits at most this long for the other workers
 SHADOW_CONSUMERS = 8  # concurrent copies in flight, so the candidate's batcher can coalesce
 
 
@@ -61,8 +65,10 @@ class Poller:
         open_registry: Callable[[], Registry],
         *,
         owned: bool = True,
+        board: ReloadBoard | None = None,
     ) -> None:
         self.settings = settings
+        self.board = board  # shared with the server's other workers (reload.py)
         self.tracked = [(ref, s) for ref, s in tracked if not is_pinned(ref)]
         self._open = open_registry
         self._owned = owned  # close the registry on stop (not one the caller handed in)
@@ -74,7 +80,10 @@ class Poller:
         self._last_error: str | None = None
 
     def start(self) -> None:
-        """Poll in the background every registry_poll seconds (nothing to do when all pinned)."""
+        """Poll in the background every registry_poll seconds (nothing to do when all pinned).
+
+        With a board, also poll at once when another worker was asked for an admin reload.
+        """
         if self.tracked and self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run())
 
@@ -90,14 +99,45 @@ class Poller:
             self._registry = None
 
     async def _run(self) -> None:
+        period = self.settings.registry_poll
+        due = time.monotonic() + period
         while True:
+            timeout = max(0.0, due - time.monotonic())
+            if self.board is not None:
+                timeout = min(timeout, CHECK_S)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.settings.registry_poll)
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            woken = self._wake.is_set()
             self._wake.clear()
             try:
-                await self.poll()
+                token = None if self.board is None else self.board.changed()
+                if token is not None:  # another worker was asked for an admin reload
+                    report = await self.poll(retry_failed=True)
+                    self.board.acknowledge(token, report)  # type: ignore[union-attr]
+                elif woken or time.monotonic() >= due:
+                    await self.poll()
+                else:
+                    continue
             except Exception as error:  # never let the poller die: the old versions serve on
                 tlog.log_error("registry poll failed", error)
+            due = time.monotonic() + period
+
+    async def reload_everywhere(self, timeout: float) -> tuple[list[dict[str, Any]], list[Any]]:
+        """Admin reload: poll now here and in every worker; (this report, each worker's).
+
+        Each worker's entry is `{"pid": ..., "models": [...]}`; fewer entries than workers
+        means some had not polled within `timeout` seconds (they still will).
+        """
+        if not self.tracked:  # every reference pinned, in every worker: nothing can move
+            return [], []
+        board = self.board
+        if board is None:
+            report = await self.poll(retry_failed=True)
+            return report, [{"pid": os.getpid(), "models": report}]
+        token = board.request()
+        report = await self.poll(retry_failed=True)
+        board.acknowledge(token, report)
+        return report, await board.wait(token, self.settings.workers, timeout)
 
     async def poll(self, *, retry_failed: bool = False) -> list[dict[str, Any]]:
         """Resolve every tracked reference now and swap where it moved; one entry per reference."""
@@ -313,11 +353,25 @@ def _bearer(scope: Any) -> bytes:
 
 
 async def admin_reload(state: ServingState, scope: Any, receive: Any, send: Any) -> None:
-    """`POST /admin/reload` (only with TABSERVE_ADMIN_TOKEN): poll the registry now, in this worker."""
-    token = state.settings.admin_token
+    """`POST /admin/reload` (only with TABSERVE_ADMIN_TOKEN): every worker polls the registry now.
+
+    200 once each worker has polled: `models` is the answering worker's report, `workers` each
+    worker's. 504 when some had not within --request-timeout (capped at 30 s): they poll on.
+    """
+    settings = state.settings
+    token = settings.admin_token
     expected = b"" if token is None else token.get_secret_value().encode()
     if not expected or not hmac.compare_digest(_bearer(scope), expected):
         raise UnauthorizedError("admin reload needs `Authorization: Bearer <TABSERVE_ADMIN_TOKEN>`")
     poller = state.poller
-    report = [] if poller is None else await poller.poll(retry_failed=True)
-    await send_response(send, 200, encode({"models": report}))
+    timeout = min(settings.request_timeout, RELOAD_WAIT_MAX_S)
+    report, workers = ([], []) if poller is None else await poller.reload_everywhere(timeout)
+    body: dict[str, Any] = {"models": report, "workers": workers}
+    if poller is not None and poller.tracked and len(workers) < settings.workers:
+        body["error"] = (
+            f"{len(workers)} of {settings.workers} workers polled the registry within "
+            f"{timeout:g} s; the others poll on their own every --registry-poll: retry to check"
+        )
+        await send_response(send, 504, encode(body))
+        return
+    await send_response(send, 200, encode(body))

@@ -27,7 +27,7 @@ from typing import Any
 from tabserve import logging as tlog
 from tabserve.errors import UsageError
 from tabserve.runtime import threads
-from tabserve.serving import metrics
+from tabserve.serving import metrics, reload
 from tabserve.settings import Settings
 from tabserve.types import Manifest
 
@@ -113,6 +113,8 @@ def serve(settings: Settings) -> None:
     threads.limit_env(settings.intra_op_threads())  # for OpenMP/BLAS a worker loads later
     folder = tempfile.mkdtemp(prefix="tabserve-metrics-")
     metrics.prepare_multiprocess_dir(folder)
+    # Shared by the workers: an admin reload asked of one is carried out by all (reload.py).
+    reload_folder = reload.prepare_dir(tempfile.mkdtemp(prefix="tabserve-reload-"))
     server = _server(settings)
     tlog.configure(settings.log_level, settings.log_format)  # granian set up logging its way
     shipper: Any = None
@@ -135,6 +137,7 @@ def serve(settings: Settings) -> None:
         if shipper is not None:
             stop_shipper(shipper)  # no-op when the shutdown hook already stopped it
         metrics.remove_multiprocess_dir(folder)
+        reload.remove_dir(reload_folder)
 
 
 def run_dev(settings: Settings) -> None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,10 +19,11 @@ from tabserve.artifacts import store
 from tabserve.artifacts.registry import Registry, open_registry
 from tabserve.errors import ArtifactError, OverloadedError
 from tabserve.runtime.sklearn import SklearnRuntime
-from tabserve.serving import metrics
+from tabserve.serving import metrics, reload
 from tabserve.serving.app import create_app
 from tabserve.serving.inference import ModelService
 from tabserve.serving.lifecycle import Poller, ShadowTraffic, disagreements
+from tabserve.serving.reload import ReloadBoard
 from tabserve.settings import Settings
 from tabserve.types import Manifest, Prediction
 
@@ -179,6 +183,73 @@ def test_poller_swaps_a_moved_alias_and_refuses_a_tampered_version_once(
     asyncio.run(scenario())
 
 
+def test_an_admin_reload_asked_of_one_worker_is_carried_out_by_every_worker(
+    registry: Registry, iris: tuple[Manifest, Pipeline], tmp_path: Path
+) -> None:
+    """Two workers' pollers share one board: polling on their own only once an hour."""
+    manifest1, _ = registry.fetch("iris:1")
+    settings = Settings(home=registry.home, prediction_log=False, workers=2, registry_poll=3600)
+    folder = reload.prepare_dir(tmp_path / "reload")
+    os.environ.pop(reload.ENV)  # prepare_dir exports it for forked workers; not needed here
+
+    async def scenario() -> None:
+        services = [
+            ModelService(manifest1, SklearnRuntime(iris[1], manifest1), settings) for _ in "ab"
+        ]
+        # Two live processes stand for the two workers: this one and its parent.
+        boards = [ReloadBoard(folder), ReloadBoard(folder, pid=os.getppid())]
+        pollers = [
+            Poller(settings, [("iris", s)], lambda: registry, owned=False, board=b)
+            for s, b in zip(services, boards, strict=True)
+        ]
+        for poller in pollers:
+            poller.start()
+        registry.promote("iris", 2, "production")
+        report, workers = await pollers[0].reload_everywhere(timeout=10)
+        assert report[0]["swapped"] == {"from": "1", "to": "2"}
+        assert sorted(w["pid"] for w in workers) == sorted([os.getpid(), os.getppid()])
+        assert all(w["models"][0]["version"] == "2" for w in workers)
+        assert [s.version for s in services] == ["2", "2"]  # not an hour later
+        # A third worker that never answers: the reload says so when its wait ends.
+        three = Settings(home=registry.home, prediction_log=False, workers=3, registry_poll=3600)
+        pollers[0].settings = three
+        _, workers = await pollers[0].reload_everywhere(timeout=0.5)
+        assert len(workers) == 2
+        for poller in pollers:
+            await poller.stop()
+        for service in services:
+            service.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_reload_board_sees_each_request_once_and_counts_live_workers_only(
+    tmp_path: Path,
+) -> None:
+    asker, other = ReloadBoard(tmp_path), ReloadBoard(tmp_path, pid=os.getppid())
+    assert other.changed() is None  # nothing asked yet
+    token = asker.request()
+    assert asker.changed() is None  # the asker polls for its own request itself
+    assert other.changed() == token
+    assert other.changed() is None  # seen once
+    later = asker.request()
+    assert later > token and other.changed() == later
+    other.acknowledge(token, [])  # an acknowledgement of an older request ...
+    assert asker.acknowledged(later) == []  # ... does not answer a newer one
+    other.acknowledge(later, [{"ref": "iris", "version": "2"}])
+    assert asker.acknowledged(token) == [
+        {"pid": os.getppid(), "models": [{"ref": "iris", "version": "2"}]}
+    ]
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    ReloadBoard(tmp_path, pid=int(gone.stdout)).acknowledge(later, [])  # a worker since dead
+    assert [a["pid"] for a in asker.acknowledged(later)] == [os.getppid()]
+
+
 # -- shadow traffic -----------------------------------------------------------------------
 
 
@@ -294,7 +365,7 @@ def test_admin_reload_exists_only_with_its_token(iris: tuple[Manifest, Pipeline]
         wrong = client.post("/admin/reload", headers={"Authorization": "Bearer api-token"})
         assert wrong.status_code == 401
         ok = client.post("/admin/reload", headers={"Authorization": "Bearer s3cret-admin"})
-        assert ok.status_code == 200 and ok.json() == {"models": []}
+        assert ok.status_code == 200 and ok.json() == {"models": [], "workers": []}
         assert client.get("/admin/reload").status_code == 405
 
 
