@@ -109,11 +109,11 @@ class Poller:
                 await asyncio.wait_for(self._wake.wait(), timeout)
             woken = self._wake.is_set()
             self._wake.clear()
+            board = self.board
             try:
-                token = None if self.board is None else self.board.changed()
-                if token is not None:  # another worker was asked for an admin reload
-                    report = await self.poll(retry_failed=True)
-                    self.board.acknowledge(token, report)  # type: ignore[union-attr]
+                token = None if board is None else board.changed()
+                if board is not None and token is not None:  # another worker was asked
+                    board.acknowledge(token, await self.poll(retry_failed=True))
                 elif woken or time.monotonic() >= due:
                     await self.poll()
                 else:
@@ -122,22 +122,27 @@ class Poller:
                 tlog.log_error("registry poll failed", error)
             due = time.monotonic() + period
 
-    async def reload_everywhere(self, timeout: float) -> tuple[list[dict[str, Any]], list[Any]]:
-        """Admin reload: poll now here and in every worker; (this report, each worker's).
+    async def reload_everywhere(
+        self, timeout: float
+    ) -> tuple[list[dict[str, Any]], list[Any], int]:
+        """Admin reload: poll now here and in every worker.
 
-        Each worker's entry is `{"pid": ..., "models": [...]}`; fewer entries than workers
-        means some had not polled within `timeout` seconds (they still will).
+        Returns this worker's report, each worker's entry (`{"pid": ..., "models": [...]}`)
+        and how many workers had not polled within `timeout` seconds (they still will).
+        Without a board (`serve --dev`, one process) this worker is all there is.
         """
         if not self.tracked:  # every reference pinned, in every worker: nothing can move
-            return [], []
+            return [], [], 0
         board = self.board
         if board is None:
             report = await self.poll(retry_failed=True)
-            return report, [{"pid": os.getpid(), "models": report}]
+            return report, [{"pid": os.getpid(), "models": report}], 0
         token = board.request()
         report = await self.poll(retry_failed=True)
         board.acknowledge(token, report)
-        return report, await board.wait(token, self.settings.workers, timeout)
+        workers = self.settings.workers
+        acks = await board.wait(token, workers, timeout)
+        return report, acks, max(0, workers - len(acks))
 
     async def poll(self, *, retry_failed: bool = False) -> list[dict[str, Any]]:
         """Resolve every tracked reference now and swap where it moved; one entry per reference."""
@@ -365,11 +370,13 @@ async def admin_reload(state: ServingState, scope: Any, receive: Any, send: Any)
         raise UnauthorizedError("admin reload needs `Authorization: Bearer <TABSERVE_ADMIN_TOKEN>`")
     poller = state.poller
     timeout = min(settings.request_timeout, RELOAD_WAIT_MAX_S)
-    report, workers = ([], []) if poller is None else await poller.reload_everywhere(timeout)
+    report, workers, missing = (
+        ([], [], 0) if poller is None else await poller.reload_everywhere(timeout)
+    )
     body: dict[str, Any] = {"models": report, "workers": workers}
-    if poller is not None and poller.tracked and len(workers) < settings.workers:
+    if missing:
         body["error"] = (
-            f"{len(workers)} of {settings.workers} workers polled the registry within "
+            f"{len(workers)} of {len(workers) + missing} workers polled the registry within "
             f"{timeout:g} s; the others poll on their own every --registry-poll: retry to check"
         )
         await send_response(send, 504, encode(body))

@@ -205,7 +205,7 @@ def test_an_admin_reload_asked_of_one_worker_is_carried_out_by_every_worker(
         for poller in pollers:
             poller.start()
         registry.promote("iris", 2, "production")
-        report, workers = await pollers[0].reload_everywhere(timeout=10)
+        report, workers, _ = await pollers[0].reload_everywhere(timeout=10)
         assert report[0]["swapped"] == {"from": "1", "to": "2"}
         assert sorted(w["pid"] for w in workers) == sorted([os.getpid(), os.getppid()])
         assert all(w["models"][0]["version"] == "2" for w in workers)
@@ -213,7 +213,7 @@ def test_an_admin_reload_asked_of_one_worker_is_carried_out_by_every_worker(
         # A third worker that never answers: the reload says so when its wait ends.
         three = Settings(home=registry.home, prediction_log=False, workers=3, registry_poll=3600)
         pollers[0].settings = three
-        _, workers = await pollers[0].reload_everywhere(timeout=0.5)
+        _, workers, _ = await pollers[0].reload_everywhere(timeout=0.5)
         assert len(workers) == 2
         for poller in pollers:
             await poller.stop()
