@@ -13,9 +13,9 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from tests.support.models import promote, register_iris
+from tests.support.models import promote
 from tests.support.net import wait_until
-from tests.support.server import LECTURE, Server
+from tests.support.server import LECTURE, Server, serve_promoted
 
 pytestmark = pytest.mark.slow
 
@@ -24,23 +24,10 @@ ADMIN = {"Authorization": "Bearer reload-s3cret"}
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    env = {"TABSERVE_PREDICTION_LOG": "false", "TABSERVE_ADMIN_TOKEN": "reload-s3cret"}
     tmp = tmp_path_factory.mktemp("reload")
-    home = tmp / "home"
-    for _ in range(3):
-        register_iris(home)
-    promote(home, "iris:1")
-    served = Server(
-        home,
-        tmp / "serve.log",
-        "iris",
-        "--registry-poll",
-        "3600",
-        env={"TABSERVE_PREDICTION_LOG": "false", "TABSERVE_ADMIN_TOKEN": "reload-s3cret"},
-    )
-    try:
-        yield served.wait_ready()
-    finally:
-        served.stop()
+    with serve_promoted(tmp, 3, "--registry-poll", "3600", env=env) as served:
+        yield served
 
 
 def _versions_seen(server: Server, requests: int = 40) -> set[str]:

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from tests.support.models import promote, register_iris
 from tests.support.net import wait_until
-from tests.support.server import LECTURE, Server, metric
+from tests.support.server import LECTURE, Server, metric, serve_promoted
 
 pytestmark = pytest.mark.slow
 
@@ -31,22 +31,9 @@ V2_BODY = {
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """`tabserve serve iris --registry-poll 0.3` with iris:1 in production and iris:2 ready."""
     tmp = tmp_path_factory.mktemp("hotswap")
-    home = tmp / "home"
-    register_iris(home)
-    register_iris(home)
-    promote(home, "iris:1")
-    served = Server(
-        home,
-        tmp / "serve.log",
-        "iris",
-        "--registry-poll",
-        "0.3",
-        env={"TABSERVE_PREDICTION_LOG": "false"},
-    )
-    try:
-        yield served.wait_ready()
-    finally:
-        served.stop()
+    env = {"TABSERVE_PREDICTION_LOG": "false"}
+    with serve_promoted(tmp, 2, "--registry-poll", "0.3", env=env) as served:
+        yield served
 
 
 def _load_loop(url: str, results: list[tuple[int, int, str]], stop_at: float) -> None:

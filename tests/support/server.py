@@ -13,7 +13,8 @@ import signal
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +22,10 @@ import httpx
 import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support.models import promote, register_iris
 from tests.support.net import free_port, wait_until
 
-__all__ = ["LECTURE", "Samples", "Server", "metric", "sqlite_rows"]
+__all__ = ["LECTURE", "Samples", "Server", "metric", "serve_promoted", "sqlite_rows"]
 
 LECTURE = "/?sepal_length=7.7&sepal_width=3.0&petal_length=6.1&petal_width=2.3"
 
@@ -181,6 +183,22 @@ class Server:
             except psutil.TimeoutExpired:
                 child.kill()
         return code
+
+
+@contextmanager
+def serve_promoted(
+    tmp: Path, versions: int, *args: str, env: Mapping[str, str] | None = None
+) -> Iterator[Server]:
+    """`tabserve serve iris ARGS` (2 workers) with iris:1..versions registered, iris:1 promoted."""
+    home = tmp / "home"
+    for _ in range(versions):
+        register_iris(home)
+    promote(home, "iris:1")
+    served = Server(home, tmp / "serve.log", "iris", *args, env=env)
+    try:
+        yield served.wait_ready()
+    finally:
+        served.stop()
 
 
 def _is_shipper(process: psutil.Process) -> bool | None:
