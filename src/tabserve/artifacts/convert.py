@@ -6,9 +6,10 @@ scikit-learn computes (measured: ../shared/PERFORMANCE-NOTES.md):
 - preprocessing runs in float64 (imputers are our own converter: skl2onnx's stores medians
   in float32 and refuses NaN as the missing marker of string columns);
 - tree ensembles keep their thresholds and leaf values in float64 (`*_as_tensor`), get their
-  input rounded to float32 and back (scikit-learn's trees compare `float32(x)`), sum in
-  double, and their float output is cast to float64 (skl2onnx's float64 graph does not load
-  in ONNX Runtime without that cast).
+  input rounded to float32 and back (scikit-learn's trees compare `float32(x)`) and sum in
+  double; a regressor's becomes ai.onnx.ml 5's `TreeEnsemble`, whose output is double (its
+  values are scikit-learn's to ~1e-15 relative), a classifier's float output is cast to
+  float64 (skl2onnx's float64 graph does not load in ONNX Runtime without that cast).
 
 The converted model is then run on the check rows (training + test, random rows within and
 just outside the training range, rows on every split threshold) and must give every label of
@@ -31,7 +32,6 @@ SKLEARN_FILE = "model.skops"
 OPSET = {"": 17, "ai.onnx.ml": 3}
 PROBA_TOLERANCE = 1e-6
 VALUE_RTOL = 1e-6
-TREE_OPS = {"TreeEnsembleClassifier", "TreeEnsembleRegressor"}
 
 __all__ = ["ONNX_FILE", "build", "check_parity", "to_onnx"]
 
@@ -121,6 +121,7 @@ def build(pipeline: object, manifest: Manifest) -> bytes:
     from sklearn.impute import SimpleImputer
 
     from tabserve.artifacts.onnx_graph import (
+        ML_DOUBLE_TREES,
         convert_imputer,
         double_tree_converters,
         finish_outputs,
@@ -159,7 +160,10 @@ def build(pipeline: object, manifest: Manifest) -> bytes:
     for opset in onx.opset_import:
         if opset.domain == "ai.onnx.ml":
             opset.version = max(opset.version, OPSET["ai.onnx.ml"])
-    fix_tree_ensembles(onx.graph)
+    if fix_tree_ensembles(onx.graph):
+        for opset in onx.opset_import:
+            if opset.domain == "ai.onnx.ml":
+                opset.version = ML_DOUBLE_TREES
     if not single:
         name_feature_inputs(onx.graph, len(features))
         if manifest.all_numeric:

@@ -9,7 +9,7 @@ import math
 from typing import Any
 
 import numpy as np
-from onnx import GraphProto, TensorProto, helper, numpy_helper
+from onnx import GraphProto, NodeProto, TensorProto, helper, numpy_helper
 
 from tabserve.runtime.onnx import MISSING_CATEGORY, NUMERIC_INPUT, feature_input
 
@@ -17,7 +17,11 @@ LABEL_OUTPUT = "label"
 PROBA_OUTPUT = "probabilities"
 VALUE_OUTPUT = "variable"
 _ML = "ai.onnx.ml"
+ML_DOUBLE_TREES = 5  # ai.onnx.ml's TreeEnsemble: double in, double out (ONNX Runtime >= 1.18)
 _TREE_FLOAT_OUTPUT = {"TreeEnsembleClassifier": 1, "TreeEnsembleRegressor": 0}
+# ai.onnx.ml 5's TreeEnsemble encodes modes and aggregates as numbers.
+_MODES = {b"BRANCH_LEQ": 0, b"BRANCH_LT": 1, b"BRANCH_GTE": 2, b"BRANCH_GT": 3}
+_AGGREGATES = {b"AVERAGE": 0, b"SUM": 1, b"MIN": 2, b"MAX": 3}
 
 
 def _is_missing_marker(value: object) -> bool:
@@ -110,8 +114,21 @@ def double_tree_converters() -> dict[type, Any]:
     return out
 
 
-def fix_tree_ensembles(graph: GraphProto) -> None:
-    """Feed each tree ensemble float32-rounded float64 input; cast its float output to double."""
+def fix_tree_ensembles(graph: GraphProto) -> bool:
+    """Feed each tree ensemble float32-rounded float64 input and give double output.
+
+    Regressors become ai.onnx.ml 5 `TreeEnsemble` nodes, which sum leaf values in double and
+    output double, so a predicted value is scikit-learn's to the last bits (the older
+    TreeEnsembleRegressor sums in double but outputs float: ~6e-8 relative). Returns True when
+    it did so: the model must then import ai.onnx.ml 5, where the older tree ops are gone. A
+    classifier's tree op (or a regressor this cannot rewrite) keeps its float output, cast to
+    double: its probabilities are within 1e-6 and its labels exact.
+    """
+    regressors = [n for n in graph.node if n.domain == _ML and n.op_type == "TreeEnsembleRegressor"]
+    others = [n for n in graph.node if n.domain == _ML and n.op_type == "TreeEnsembleClassifier"]
+    rewritten = {id(n): _tree_ensemble(n) for n in regressors} if regressors and not others else {}
+    if any(value is None for value in rewritten.values()):
+        rewritten = {}
     nodes = []
     for k, node in enumerate(graph.node):
         if node.domain != _ML or node.op_type not in _TREE_FLOAT_OUTPUT:
@@ -123,6 +140,10 @@ def fix_tree_ensembles(graph: GraphProto) -> None:
         nodes.append(helper.make_node("Cast", [source], [as_float], to=TensorProto.FLOAT))
         nodes.append(helper.make_node("Cast", [as_float], [as_double], to=TensorProto.DOUBLE))
         node.input[0] = as_double
+        plan = rewritten.get(id(node))
+        if plan is not None:
+            nodes.extend(_double_regressor(graph, plan, as_double, node.output[0], k))
+            continue
         index = _TREE_FLOAT_OUTPUT[node.op_type]
         output = node.output[index]
         node.output[index] = f"{output}_tabserve_float_{k}"
@@ -133,6 +154,119 @@ def fix_tree_ensembles(graph: GraphProto) -> None:
     del graph.node[:]
     graph.node.extend(nodes)
     _drop_value_info(graph)
+    return bool(rewritten)
+
+
+TreePlan = tuple[dict[str, Any], np.ndarray | None]  # TreeEnsemble's attributes, base values
+
+
+def _double_regressor(
+    graph: GraphProto, plan: TreePlan, source: str, output: str, index: int
+) -> list[NodeProto]:
+    """The TreeEnsemble node (and the Add of the base values) that replace one regressor."""
+    attrs, base_values = plan
+    summed = f"{output}_tabserve_trees_{index}" if base_values is not None else output
+    ensemble = helper.make_node("TreeEnsemble", [source], [summed], domain=_ML, **attrs)
+    if base_values is None:
+        return [ensemble]
+    name = f"{output}_tabserve_base_{index}"
+    graph.initializer.append(numpy_helper.from_array(base_values, name))
+    return [ensemble, helper.make_node("Add", [summed, name], [output])]
+
+
+def _tree_ensemble(node: NodeProto) -> TreePlan | None:
+    """A TreeEnsembleRegressor's trees as TreeEnsemble attributes, or None if they can't be.
+
+    None for what TreeEnsemble encodes differently: a leaf with several targets, a post
+    transform, branch modes other than <, <=, >, >=, or float (not double) thresholds.
+    """
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    if attrs.get("post_transform", b"NONE") != b"NONE" or "nodes_values_as_tensor" not in attrs:
+        return None
+    aggregate = _AGGREGATES.get(attrs.get("aggregate_function", b"SUM"))
+    if aggregate is None or "target_weights_as_tensor" not in attrs:
+        return None
+    trees, ids = list(attrs["nodes_treeids"]), list(attrs["nodes_nodeids"])
+    modes = list(attrs["nodes_modes"])
+    splits = numpy_helper.to_array(attrs["nodes_values_as_tensor"]).astype(np.float64)
+    weights = numpy_helper.to_array(attrs["target_weights_as_tensor"]).astype(np.float64)
+    tracks = list(attrs.get("nodes_missing_value_tracks_true", [0] * len(ids)))
+    at = {(t, i): k for k, (t, i) in enumerate(zip(trees, ids, strict=True))}
+    leaf_of: dict[int, int] = {}  # node position -> leaf index
+    leaf_target: list[int] = []
+    leaf_weight: list[float] = []
+    for k, mode in enumerate(modes):
+        if mode == b"LEAF":
+            leaf_of[k] = len(leaf_target)
+            leaf_target.append(0)
+            leaf_weight.append(0.0)
+        elif mode not in _MODES:
+            return None
+    seen: set[int] = set()
+    for t, i, target, weight in zip(
+        attrs["target_treeids"], attrs["target_nodeids"], attrs["target_ids"], weights, strict=True
+    ):
+        pos = at.get((t, i))
+        if pos is None or pos not in leaf_of or pos in seen:
+            return None  # a target on a branch, or a leaf with several targets
+        seen.add(pos)
+        leaf_target[leaf_of[pos]] = int(target)
+        leaf_weight[leaf_of[pos]] = float(weight)
+    branch_of = {k: b for b, k in enumerate(k for k in range(len(modes)) if k not in leaf_of)}
+    true_ids: list[int] = []
+    true_leafs: list[int] = []
+    false_ids: list[int] = []
+    false_leafs: list[int] = []
+    for k in branch_of:
+        for child_id, ids_out, leafs_out in (
+            (attrs["nodes_truenodeids"][k], true_ids, true_leafs),
+            (attrs["nodes_falsenodeids"][k], false_ids, false_leafs),
+        ):
+            child = at.get((trees[k], child_id))
+            if child is None:
+                return None
+            leaf = child in leaf_of
+            ids_out.append(leaf_of[child] if leaf else branch_of[child])
+            leafs_out.append(int(leaf))
+    features = [attrs["nodes_featureids"][k] for k in branch_of]
+    node_modes = [_MODES[modes[k]] for k in branch_of]
+    node_splits = [float(splits[k]) for k in branch_of]
+    node_tracks = [int(tracks[k]) for k in branch_of]
+    roots: list[int] = []
+    for tree in dict.fromkeys(trees):
+        root = at.get((tree, 0))
+        if root is None:
+            return None
+        if root in leaf_of:  # a one-leaf tree: a branch whose both sides are that leaf
+            roots.append(len(features))
+            features.append(0)
+            node_modes.append(0)
+            node_splits.append(0.0)
+            node_tracks.append(0)
+            true_ids.append(leaf_of[root])
+            false_ids.append(leaf_of[root])
+            true_leafs.append(1)
+            false_leafs.append(1)
+        else:
+            roots.append(branch_of[root])
+    base = attrs.get("base_values_as_tensor")
+    ensemble = {
+        "aggregate_function": aggregate,
+        "post_transform": 0,
+        "n_targets": int(attrs.get("n_targets", 1)),
+        "tree_roots": roots,
+        "nodes_featureids": features,
+        "nodes_modes": numpy_helper.from_array(np.array(node_modes, np.uint8)),
+        "nodes_splits": numpy_helper.from_array(np.array(node_splits, np.float64)),
+        "nodes_truenodeids": true_ids,
+        "nodes_trueleafs": true_leafs,
+        "nodes_falsenodeids": false_ids,
+        "nodes_falseleafs": false_leafs,
+        "nodes_missing_value_tracks_true": node_tracks,
+        "leaf_targetids": leaf_target,
+        "leaf_weights": numpy_helper.from_array(np.array(leaf_weight, np.float64)),
+    }
+    return ensemble, None if base is None else numpy_helper.to_array(base).astype(np.float64)
 
 
 def _drop_value_info(graph: GraphProto) -> None:

@@ -84,6 +84,44 @@ def test_iris_answers_match_sklearn_row_by_row() -> None:
     )
 
 
+REGRESSORS: dict[str, Any] = {
+    "gradient boosting": lambda: models.fit(*models.diabetes(), "regression"),
+    "random forest": lambda: models.fit(
+        *models.diabetes(), "regression", "sklearn.ensemble.RandomForestRegressor", n_estimators=5
+    ),
+    "extra trees": lambda: models.fit(
+        *models.diabetes(), "regression", "sklearn.ensemble.ExtraTreesRegressor", n_estimators=5
+    ),
+    "decision tree": lambda: models.fit(
+        *models.diabetes(), "regression", "sklearn.tree.DecisionTreeRegressor", max_depth=6
+    ),
+    "one-leaf trees": lambda: models.fit(  # a constant target: every tree is a single leaf
+        models.diabetes()[0], pd.Series(np.full(len(models.diabetes()[0]), 3.25)), "regression"
+    ),
+    "column transformer": lambda: models.fit(
+        models.shop()[0], models.shop()[2], "regression", n_estimators=30
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(REGRESSORS))
+def test_tree_regressors_predict_scikit_learns_values_in_double(case: str) -> None:
+    """Not float32-rounded: the served value is scikit-learn's to ~1e-15 relative."""
+    fitted = REGRESSORS[case]()
+    model, info = convert.to_onnx(fitted.pipeline, fitted.manifest, fitted.X)
+    assert model is not None, info.reason
+    graph = onnx.load_from_string(model)
+    assert "TreeEnsemble" in {n.op_type for n in graph.graph.node}
+    assert {o.domain: o.version for o in graph.opset_import}["ai.onnx.ml"] == 5
+    X, _ = check_frame(fitted.pipeline, fitted.manifest, fitted.X)  # + random, threshold rows
+    got = OnnxRuntime(model, fitted.manifest).predict(
+        check_rows.rows_from_frame(X, fitted.manifest)
+    )
+    assert got.labels.dtype == np.float64
+    np.testing.assert_allclose(got.labels, fitted.pipeline.predict(X), rtol=1e-12, atol=1e-12)
+    assert (info.parity or {})["max_rel_value_diff"] <= 1e-12
+
+
 def test_graph_inputs_and_outputs() -> None:
     iris = models.fit(*models.iris(), "classification", n_estimators=5)
     shop = models.fit(models.shop()[0], models.shop()[2], "regression", n_estimators=5)
