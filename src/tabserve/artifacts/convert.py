@@ -45,7 +45,8 @@ def to_onnx(
         model = build(pipeline, manifest)
     except Exception as error:
         return None, _fallback(
-            f"skl2onnx could not convert {_describe(pipeline)}: {type(error).__name__}: {error}"
+            f"skl2onnx could not convert {_describe(pipeline)}: {type(error).__name__}: "
+            f"{_first_line(error)}"
         )
     try:
         parity = check_parity(pipeline, manifest, model, X_check)
@@ -57,6 +58,12 @@ def to_onnx(
     if problem is not None:
         return None, _fallback(f"ONNX parity failed on {parity['rows']} rows: {problem}")
     return model, RuntimeInfo(kind="onnx", file=ONNX_FILE, parity=parity)
+
+
+def _first_line(error: Exception) -> str:
+    """An error's first line: skl2onnx's messages can go on with every attribute of a node."""
+    lines = str(error).strip().splitlines()
+    return lines[0] + (" ..." if len(lines) > 1 else "") if lines else ""
 
 
 def _fallback(reason: str) -> RuntimeInfo:
