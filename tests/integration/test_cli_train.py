@@ -60,6 +60,16 @@ def test_csv_train_with_name_and_estimator(tmp_path: Path, tabserve_home: Path) 
     assert manifest.params["n_estimators"] == 20
 
 
+def test_hist_gradient_boosting_trains_to_the_fast_runtime(tabserve_home: Path) -> None:
+    estimator = "sklearn.ensemble.HistGradientBoostingClassifier"
+    result = CliRunner().invoke(app, ["train", "--name", "hgb", "--estimator", estimator])
+    assert result.exit_code == 0, result.output
+    assert "trained hgb:1: classification, 4 features, runtime onnx" in result.stdout
+    manifest = store.verify(tabserve_home / "models" / "hgb" / "1")
+    assert manifest.runtime.kind == "onnx" and manifest.runtime.reason is None
+    assert (manifest.runtime.parity or {})["threshold_rows"] > 0
+
+
 @pytest.mark.parametrize(
     ("args", "says"),
     [

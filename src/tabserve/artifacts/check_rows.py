@@ -2,9 +2,10 @@
 
 Training and test rows, random rows within and 10% beyond the training range (with missing
 values where the feature allows them), and rows on the trees' split thresholds: for each
-threshold, the two float64 inputs on either side of the point where the tree's float32
-comparison flips, found by bisection through the pipeline's own preprocessing. Those last
-rows are where float32 rounding errors show.
+threshold, the two float64 inputs on either side of the point where the tree's comparison
+flips (scikit-learn's trees compare float32(x), its histogram trees float64 x), found by
+bisection through the pipeline's own preprocessing. Those last rows are where a rounding
+difference anywhere before the trees shows.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tabserve.artifacts.onnx_hgb import tree_nodes
 from tabserve.types import Feature, Manifest
 
 RANDOM_ROWS = 2000
@@ -119,8 +121,23 @@ def _split_pipeline(pipeline: object) -> tuple[Transform | None, object]:
     return (lambda frame: np.asarray(prefix.transform(frame), dtype=np.float64)), steps[-1][1]
 
 
+def compares_float32(estimator: object) -> bool:
+    """Whether the estimator's trees round X to float32 before comparing (not histogram ones)."""
+    return not hasattr(estimator, "_predictors")
+
+
 def tree_splits(estimator: object) -> list[tuple[int, float]]:
     """Distinct (feature, threshold) pairs of a tree or tree ensemble; [] for other models."""
+    if hasattr(estimator, "_predictors"):  # HistGradientBoosting*
+        histogram = {
+            (int(f), float(t))
+            for nodes in tree_nodes(estimator)
+            for f, t, leaf in zip(
+                nodes["feature_idx"], nodes["num_threshold"], nodes["is_leaf"], strict=True
+            )
+            if not leaf and np.isfinite(t)  # +inf: "every number left, missing right"
+        }
+        return sorted(histogram)
     if hasattr(estimator, "tree_"):
         trees: list[Any] = [estimator]
     else:
@@ -215,7 +232,7 @@ def _threshold_rows(
     columns = np.array([u[1] for u in usable])
     thresholds = np.array([u[2] for u in usable])
     inputs, thresholds, lo, hi = _bisect(
-        transform, base, numbers, given, inputs, columns, thresholds
+        transform, base, numbers, given, inputs, columns, thresholds, compares_float32(final)
     )
     values = [lo, hi] + ([thresholds] if transform is None else [])
     targets = np.concatenate([inputs] * len(values))
@@ -237,16 +254,18 @@ def _bisect(
     inputs: np.ndarray,
     columns: np.ndarray,
     thresholds: np.ndarray,
+    float32: bool,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(inputs, thresholds, lo, hi) of the splits that flip in range: lo, hi adjacent float64 inputs on either side of where float32(x') <= t flips."""
+    """(inputs, thresholds, lo, hi) of the splits that flip in range: lo, hi adjacent float64 inputs on either side of where x' <= t flips (float32(x') when `float32`)."""
 
     def below(x: np.ndarray) -> np.ndarray:
         if transform is None:
             out = x
         else:
             out = transform(_with_values(base, numbers, inputs, x))[np.arange(len(x)), columns]
-        # scikit-learn's trees compare float32(X) with float64 thresholds.
-        return np.asarray(out, dtype=np.float32).astype(np.float64) <= thresholds
+        # scikit-learn's trees compare float32(X) with float64 thresholds, histogram trees X.
+        compared = np.asarray(out, dtype=np.float32 if float32 else np.float64)
+        return compared.astype(np.float64) <= thresholds
 
     mins = np.array([np.nanmin(given[c].to_numpy(np.float64)) for c in numbers])[inputs]
     maxs = np.array([np.nanmax(given[c].to_numpy(np.float64)) for c in numbers])[inputs]

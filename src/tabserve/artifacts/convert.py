@@ -9,7 +9,9 @@ scikit-learn computes (measured: ../shared/PERFORMANCE-NOTES.md):
   input rounded to float32 and back (scikit-learn's trees compare `float32(x)`) and sum in
   double; a regressor's becomes ai.onnx.ml 5's `TreeEnsemble`, whose output is double (its
   values are scikit-learn's to ~1e-15 relative), a classifier's float output is cast to
-  float64 (skl2onnx's float64 graph does not load in ONNX Runtime without that cast).
+  float64 (skl2onnx's float64 graph does not load in ONNX Runtime without that cast);
+- HistGradientBoosting models get tabserve's own converter (onnx_hgb.py): their trees compare
+  float64 input, so the graph is float64 from end to end.
 
 The converted model is then run on the check rows (training + test, random rows within and
 just outside the training range, rows on every split threshold) and must give every label of
@@ -135,7 +137,9 @@ def build(pipeline: object, manifest: Manifest) -> bytes:
         fix_tree_ensembles,
         name_feature_inputs,
         split_numeric_input,
+        uses_double_trees,
     )
+    from tabserve.artifacts.onnx_hgb import hist_gradient_boosting_converters
     from tabserve.runtime.onnx import MISSING_CATEGORY, NUMERIC_INPUT
 
     features = manifest.features
@@ -161,13 +165,18 @@ def build(pipeline: object, manifest: Manifest) -> bytes:
         initial_types=initial,
         options=options,
         target_opset=OPSET,
-        custom_conversion_functions={SimpleImputer: convert_imputer, **double_tree_converters()},
+        custom_conversion_functions={
+            SimpleImputer: convert_imputer,
+            **double_tree_converters(),
+            **hist_gradient_boosting_converters(),
+        },
     )
     # Double `*_as_tensor` tree attributes need ai.onnx.ml 3; skl2onnx declares the lowest it used.
     for opset in onx.opset_import:
         if opset.domain == "ai.onnx.ml":
             opset.version = max(opset.version, OPSET["ai.onnx.ml"])
-    if fix_tree_ensembles(onx.graph):
+    fix_tree_ensembles(onx.graph)
+    if uses_double_trees(onx.graph):
         for opset in onx.opset_import:
             if opset.domain == "ai.onnx.ml":
                 opset.version = ML_DOUBLE_TREES

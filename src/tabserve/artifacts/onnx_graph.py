@@ -114,13 +114,18 @@ def double_tree_converters() -> dict[type, Any]:
     return out
 
 
-def fix_tree_ensembles(graph: GraphProto) -> bool:
-    """Feed each tree ensemble float32-rounded float64 input and give double output.
+def uses_double_trees(graph: GraphProto) -> bool:
+    """Whether the graph has ai.onnx.ml 5 `TreeEnsemble` nodes: it must then import ai.onnx.ml 5,
+    where the older tree ops are gone."""
+    return any(n.domain == _ML and n.op_type == "TreeEnsemble" for n in graph.node)
+
+
+def fix_tree_ensembles(graph: GraphProto) -> None:
+    """Feed each older tree ensemble float32-rounded float64 input and give double output.
 
     Regressors become ai.onnx.ml 5 `TreeEnsemble` nodes, which sum leaf values in double and
     output double, so a predicted value is scikit-learn's to the last bits (the older
-    TreeEnsembleRegressor sums in double but outputs float: ~6e-8 relative). Returns True when
-    it did so: the model must then import ai.onnx.ml 5, where the older tree ops are gone. A
+    TreeEnsembleRegressor sums in double but outputs float: ~6e-8 relative). A
     classifier's tree op (or a regressor this cannot rewrite) keeps its float output, cast to
     double: its probabilities are within 1e-6 and its labels exact.
     """
@@ -154,7 +159,6 @@ def fix_tree_ensembles(graph: GraphProto) -> bool:
     del graph.node[:]
     graph.node.extend(nodes)
     _drop_value_info(graph)
-    return bool(rewritten)
 
 
 TreePlan = tuple[dict[str, Any], np.ndarray | None]  # TreeEnsemble's attributes, base values

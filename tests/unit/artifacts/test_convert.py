@@ -9,11 +9,15 @@ import onnx
 import pandas as pd
 import pytest
 from onnx import numpy_helper
+from sklearn.ensemble import HistGradientBoostingClassifier
 from tests.unit.runtime import models
 
-from tabserve.artifacts import check_rows, convert, onnx_graph
+from tabserve.artifacts import check_rows, convert, onnx_graph, onnx_hgb
 from tabserve.artifacts.check_rows import check_frame, tree_splits
 from tabserve.runtime.onnx import OnnxRuntime
+
+HGB_C = "sklearn.ensemble.HistGradientBoostingClassifier"
+HGB_R = "sklearn.ensemble.HistGradientBoostingRegressor"
 
 
 def _iris_str() -> tuple[pd.DataFrame, pd.Series]:
@@ -49,6 +53,18 @@ CASES: dict[str, Any] = {
         "classification",
         "sklearn.ensemble.RandomForestClassifier",
         n_estimators=10,
+    ),
+    "hist gradient boosting": lambda: models.fit(
+        *models.iris(), "classification", HGB_C, max_iter=30
+    ),
+    "hist gradient boosting binary": lambda: models.fit(
+        models.iris()[0], (models.iris()[1] == 1).astype(int), "classification", HGB_C, max_iter=30
+    ),
+    "hist gradient boosting string labels": lambda: models.fit(
+        *_iris_str(), "classification", HGB_C, max_iter=20
+    ),
+    "column transformer hist gradient boosting": lambda: models.fit(
+        models.shop()[0], models.shop()[1], "classification", HGB_C, max_iter=30
     ),
 }
 
@@ -100,6 +116,16 @@ REGRESSORS: dict[str, Any] = {
     ),
     "column transformer": lambda: models.fit(
         models.shop()[0], models.shop()[2], "regression", n_estimators=30
+    ),
+    "hist gradient boosting": lambda: models.fit(*models.diabetes(), "regression", HGB_R),
+    "hist gradient boosting, poisson loss (exp link)": lambda: models.fit(
+        *models.diabetes(), "regression", HGB_R, loss="poisson", max_iter=50
+    ),
+    "hist gradient boosting one-leaf trees": lambda: models.fit(  # no split has enough rows
+        *models.diabetes(), "regression", HGB_R, max_iter=5, min_samples_leaf=300
+    ),
+    "column transformer hist gradient boosting": lambda: models.fit(
+        models.shop()[0], models.shop()[2], "regression", HGB_R, max_iter=30
     ),
 }
 
@@ -178,6 +204,56 @@ def test_threshold_rows_catch_a_one_ulp_drift(monkeypatch: pytest.MonkeyPatch) -
     assert info.parity["label_mismatches"] == 0
 
 
+def test_hist_gradient_boosting_threshold_rows_catch_a_1e12_drift(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Histogram trees compare float64: rows within an ulp or two of each split are checked."""
+    fitted = models.fit(*models.iris(), "classification", HGB_C, max_iter=30)
+    original = onnx_hgb.ensemble_attributes
+
+    def drifting(model: Any) -> dict[str, Any]:
+        attrs = original(model)
+        splits = numpy_helper.to_array(attrs["nodes_splits"])
+        moved = splits - 1e-12 * np.maximum(np.abs(splits), 1.0)
+        attrs["nodes_splits"] = numpy_helper.from_array(moved)
+        return attrs
+
+    monkeypatch.setattr(onnx_hgb, "ensemble_attributes", drifting)
+    model, info = convert.to_onnx(fitted.pipeline, fitted.manifest, fitted.X)
+    assert model is None and info.kind == "sklearn"
+    assert info.reason is not None and "parity failed" in info.reason
+    monkeypatch.setattr(check_rows, "_threshold_rows", lambda *a: fitted.X.iloc[:0])
+    model, info = convert.to_onnx(fitted.pipeline, fitted.manifest, fitted.X)
+    assert model is not None, "the training and random rows alone should not see the drift"
+
+
+def test_hist_gradient_boosting_sends_missing_values_where_it_learned_to() -> None:
+    X, y = models.iris()
+    X = X.copy()
+    X.iloc[::4, 2] = np.nan  # petal length: the strongest feature, so its splits matter
+    bare = HistGradientBoostingClassifier(max_iter=30, random_state=0).fit(X, y)
+    manifest = models.manifest_for(X, "classification", bare.classes_.tolist(), {X.columns[2]})
+    model, info = convert.to_onnx(bare, manifest, X)
+    assert model is not None, info.reason
+    rows = X.to_numpy(np.float64)
+    got = OnnxRuntime(model, manifest).predict(rows)
+    np.testing.assert_array_equal(got.labels, bare.predict(X))
+    assert got.proba is not None
+    np.testing.assert_allclose(got.proba, bare.predict_proba(X), rtol=0, atol=1e-12)
+    missing = np.isnan(rows[:, 2])
+    assert missing.any() and not np.allclose(got.proba[missing], got.proba[missing][0])
+
+
+def test_hist_gradient_boosting_with_categorical_splits_falls_back() -> None:
+    X, y = models.iris()
+    X = X.assign(**{X.columns[0]: X.iloc[:, 0].round().astype(np.int64)})
+    bare = HistGradientBoostingClassifier(max_iter=10, categorical_features=[0]).fit(X, y)
+    manifest = models.manifest_for(X, "classification", bare.classes_.tolist(), set())
+    model, info = convert.to_onnx(bare, manifest, X)
+    assert model is None and info.kind == "sklearn"
+    assert info.reason is not None and "categorical features" in info.reason
+
+
 def test_unsupported_estimator_falls_back_with_reason() -> None:
     fitted = models.fit(*models.iris(), "classification", "sklearn.neighbors.NearestCentroid")
     model, info = convert.to_onnx(fitted.pipeline, fitted.manifest, fitted.X)
@@ -216,14 +292,24 @@ def test_check_rows_reach_beyond_the_training_range_and_include_missing_values()
     assert set(frame["city"].dropna()) == {"paris", "rome", "oslo"}
 
 
-def test_threshold_rows_straddle_each_split() -> None:
-    fitted = models.fit(*models.iris(), "classification", n_estimators=5)
+@pytest.mark.parametrize(
+    ("estimator", "params", "compared", "within"),
+    [
+        (None, {"n_estimators": 5}, np.float32, 1e-6),
+        (HGB_C, {"max_iter": 5}, np.float64, 1e-12),
+    ],
+)
+def test_threshold_rows_straddle_each_split(
+    estimator: str | None, params: dict[str, Any], compared: type, within: float
+) -> None:
+    fitted = models.fit(*models.iris(), "classification", estimator, **params)
     frame, counts = check_frame(fitted.pipeline, fitted.manifest, fitted.X)
     scaled = fitted.pipeline[:-1].transform(frame.tail(counts["threshold_rows"]))
-    as_float32 = scaled.astype(np.float32).astype(np.float64)
+    seen = scaled.astype(compared).astype(np.float64)  # as the trees compare it
     splits = tree_splits(fitted.pipeline[-1])
+    assert splits
     for feature, threshold in splits:
-        column = as_float32[:, feature]
+        column = seen[:, feature]
         # Some row sits just at or below the threshold, and some just above it.
-        assert np.any((column <= threshold) & (column > threshold - 1e-6))
-        assert np.any((column > threshold) & (column < threshold + 1e-6))
+        assert np.any((column <= threshold) & (column > threshold - within))
+        assert np.any((column > threshold) & (column < threshold + within))
