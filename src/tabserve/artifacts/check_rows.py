@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tabserve.artifacts.onnx_hgb import tree_nodes
+from tabserve.artifacts.onnx_boosting import tree_nodes
 from tabserve.types import Feature, Manifest
 
 RANDOM_ROWS = 2000

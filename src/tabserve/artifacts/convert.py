@@ -10,8 +10,8 @@ scikit-learn computes (measured: ../shared/PERFORMANCE-NOTES.md):
   double; a regressor's becomes ai.onnx.ml 5's `TreeEnsemble`, whose output is double (its
   values are scikit-learn's to ~1e-15 relative), a classifier's float output is cast to
   float64 (skl2onnx's float64 graph does not load in ONNX Runtime without that cast);
-- HistGradientBoosting models get tabserve's own converter (onnx_hgb.py): their trees compare
-  float64 input, so the graph is float64 from end to end.
+- gradient boosting classifiers and HistGradientBoosting models get tabserve's own converter
+  (onnx_boosting.py): one double TreeEnsemble and the loss's link, float64 from end to end.
 
 The converted model is then run on the check rows (training + test, random rows within and
 just outside the training range, rows on every split threshold) and must give every label of
@@ -125,10 +125,12 @@ def check_parity(
 
 def build(pipeline: object, manifest: Manifest) -> bytes:
     """The pipeline as ONNX bytes with tabserve's inputs and outputs (see runtime.onnx)."""
+    from onnx import helper
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import DoubleTensorType, StringTensorType
     from sklearn.impute import SimpleImputer
 
+    from tabserve.artifacts.onnx_boosting import boosting_converters
     from tabserve.artifacts.onnx_graph import (
         ML_DOUBLE_TREES,
         convert_imputer,
@@ -139,8 +141,7 @@ def build(pipeline: object, manifest: Manifest) -> bytes:
         split_numeric_input,
         uses_double_trees,
     )
-    from tabserve.artifacts.onnx_hgb import hist_gradient_boosting_converters
-    from tabserve.runtime.onnx import MISSING_CATEGORY, NUMERIC_INPUT
+    from tabserve.runtime.onnx import LABEL_IS_EXACT, MISSING_CATEGORY, NUMERIC_INPUT
 
     features = manifest.features
     for f in features:
@@ -160,6 +161,7 @@ def build(pipeline: object, manifest: Manifest) -> bytes:
     classifier = manifest.task == "classification"
     final = pipeline.steps[-1][1] if hasattr(pipeline, "steps") else pipeline
     options = {id(final): {"zipmap": False}} if classifier else None
+    trees = double_tree_converters()
     onx = convert_sklearn(
         pipeline,
         initial_types=initial,
@@ -167,8 +169,8 @@ def build(pipeline: object, manifest: Manifest) -> bytes:
         target_opset=OPSET,
         custom_conversion_functions={
             SimpleImputer: convert_imputer,
-            **double_tree_converters(),
-            **hist_gradient_boosting_converters(),
+            **trees,
+            **boosting_converters(fallbacks=trees),
         },
     )
     # Double `*_as_tensor` tree attributes need ai.onnx.ml 3; skl2onnx declares the lowest it used.
@@ -185,6 +187,8 @@ def build(pipeline: object, manifest: Manifest) -> bytes:
         if manifest.all_numeric:
             split_numeric_input(onx.graph, len(features))
     finish_outputs(onx.graph, classifier)
+    if classifier and uses_double_trees(onx.graph):  # only onnx_boosting writes those
+        helper.set_model_props(onx, {LABEL_IS_EXACT: "true"})
     data: bytes = onx.SerializeToString()
     return data
 

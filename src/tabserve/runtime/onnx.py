@@ -21,6 +21,9 @@ from tabserve.types import Manifest, Prediction, RuntimeKind
 MODEL_FILE = "model.onnx"
 NUMERIC_INPUT = "input"
 MISSING_CATEGORY = ""  # the converted imputers treat "" as missing, like NaN in scikit-learn
+# Model metadata: "true" when the graph's label is the model's own `predict` rule (boosting,
+# artifacts/onnx_boosting.py), so no tie in the probabilities is decided again here.
+LABEL_IS_EXACT = "tabserve.label_is_exact"
 
 
 def feature_input(index: int) -> str:
@@ -81,6 +84,8 @@ class OnnxRuntime:
         self.classifier = manifest.task == "classification"
         self.outputs = [o.name for o in self.session.get_outputs()]
         self.classes = np.asarray(manifest.classes) if manifest.classes is not None else None
+        exact = self.session.get_modelmeta().custom_metadata_map.get(LABEL_IS_EXACT) == "true"
+        self.break_ties = self.classifier and not exact
         # The session's C++ run, without the Python wrapper's per-call checks (input names,
         # graph capture, OrtValue ownership: ~10% of a one-row predict). The feeds are built
         # here with exactly the graph's input names, so the checks can never fail.
@@ -113,6 +118,7 @@ class OnnxRuntime:
         classes = self.classes
         if classes is not None:
             labels = labels.astype(classes.dtype, copy=False)
+        if classes is not None and self.break_ties:
             # On a tie (a forest's even vote) scikit-learn takes the first class; ONNX may not.
             # Only a row whose label differs from the first most probable class can be such a
             # tie, so the full check runs on those rows alone (usually none).

@@ -12,9 +12,10 @@ from onnx import numpy_helper
 from sklearn.ensemble import HistGradientBoostingClassifier
 from tests.unit.runtime import models
 
-from tabserve.artifacts import check_rows, convert, onnx_graph, onnx_hgb
+from tabserve.artifacts import check_rows, convert, onnx_boosting, onnx_graph
 from tabserve.artifacts.check_rows import check_frame, tree_splits
 from tabserve.runtime.onnx import OnnxRuntime
+from tabserve.types import Prediction
 
 HGB_C = "sklearn.ensemble.HistGradientBoostingClassifier"
 HGB_R = "sklearn.ensemble.HistGradientBoostingRegressor"
@@ -130,22 +131,63 @@ REGRESSORS: dict[str, Any] = {
 }
 
 
-@pytest.mark.parametrize("case", list(REGRESSORS))
-def test_tree_regressors_predict_scikit_learns_values_in_double(case: str) -> None:
-    """Not float32-rounded: the served value is scikit-learn's to ~1e-15 relative."""
-    fitted = REGRESSORS[case]()
+def _double_trees_on_check_rows(
+    fitted: models.Fitted,
+) -> tuple[dict[str, Any], pd.DataFrame, Prediction]:
+    """Convert (only double TreeEnsemble trees, ai.onnx.ml 5), then predict every check row."""
     model, info = convert.to_onnx(fitted.pipeline, fitted.manifest, fitted.X)
     assert model is not None, info.reason
     graph = onnx.load_from_string(model)
-    assert "TreeEnsemble" in {n.op_type for n in graph.graph.node}
+    ops = {n.op_type for n in graph.graph.node}
+    assert "TreeEnsemble" in ops and not ops & {"TreeEnsembleClassifier", "TreeEnsembleRegressor"}
     assert {o.domain: o.version for o in graph.opset_import}["ai.onnx.ml"] == 5
     X, _ = check_frame(fitted.pipeline, fitted.manifest, fitted.X)  # + random, threshold rows
     got = OnnxRuntime(model, fitted.manifest).predict(
         check_rows.rows_from_frame(X, fitted.manifest)
     )
+    return info.parity or {}, X, got
+
+
+@pytest.mark.parametrize("case", list(REGRESSORS))
+def test_tree_regressors_predict_scikit_learns_values_in_double(case: str) -> None:
+    """Not float32-rounded: the served value is scikit-learn's to ~1e-15 relative."""
+    fitted = REGRESSORS[case]()
+    parity, X, got = _double_trees_on_check_rows(fitted)
     assert got.labels.dtype == np.float64
     np.testing.assert_allclose(got.labels, fitted.pipeline.predict(X), rtol=1e-12, atol=1e-12)
-    assert (info.parity or {})["max_rel_value_diff"] <= 1e-12
+    assert parity["max_rel_value_diff"] <= 1e-12
+
+
+BOOSTED_CLASSIFIERS: dict[str, Any] = {
+    "lecture default (multiclass)": lambda: models.fit(*models.iris(), "classification"),
+    "binary": lambda: models.fit(
+        models.iris()[0], (models.iris()[1] == 2).astype(int), "classification", n_estimators=50
+    ),
+    "string labels": lambda: models.fit(*_iris_str(), "classification", n_estimators=30),
+    "hist gradient boosting": lambda: models.fit(*models.iris(), "classification", HGB_C),
+}
+
+
+@pytest.mark.parametrize("case", list(BOOSTED_CLASSIFIERS))
+def test_boosted_classifiers_answer_scikit_learns_probabilities_in_double(case: str) -> None:
+    """One double TreeEnsemble and the loss's link: probabilities to ~1e-16, not float's 1e-7."""
+    fitted = BOOSTED_CLASSIFIERS[case]()
+    parity, X, got = _double_trees_on_check_rows(fitted)
+    np.testing.assert_array_equal(got.labels, fitted.pipeline.predict(X))
+    assert got.proba is not None
+    np.testing.assert_allclose(got.proba, fitted.pipeline.predict_proba(X), rtol=0, atol=1e-12)
+    assert parity["max_abs_proba_diff"] <= 1e-12
+
+
+def test_gradient_boosting_with_an_init_estimator_keeps_scikit_learn_and_says_why() -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    fitted = models.fit(
+        *models.iris(), "classification", init=LogisticRegression(), n_estimators=10
+    )
+    model, info = convert.to_onnx(fitted.pipeline, fitted.manifest, fitted.X)
+    assert model is None and info.kind == "sklearn"
+    assert info.reason is not None and "init" in info.reason
 
 
 def test_graph_inputs_and_outputs() -> None:
@@ -175,18 +217,20 @@ def test_all_numeric_column_transformer_takes_one_matrix() -> None:
     np.testing.assert_array_equal(got.labels, fitted.pipeline.predict(X))
 
 
+def _next_float32(values: np.ndarray) -> np.ndarray:
+    """Each threshold moved up to the next float32: a drift only exact rows can see."""
+    return np.nextafter(values.astype(np.float32), np.float32(np.inf)).astype(np.float64)
+
+
 def _nudge_thresholds(graph: onnx.GraphProto) -> None:
-    """Move every split threshold up to the next float32: a drift only exact rows can see."""
     for node in graph.node:
         for attribute in node.attribute:
             if attribute.name == "nodes_values_as_tensor":
-                values = numpy_helper.to_array(attribute.t).astype(np.float32)
-                nudged = np.nextafter(values, np.float32(np.inf)).astype(np.float64)
+                nudged = _next_float32(numpy_helper.to_array(attribute.t))
                 attribute.t.CopyFrom(numpy_helper.from_array(nudged))
 
 
-def test_threshold_rows_catch_a_one_ulp_drift(monkeypatch: pytest.MonkeyPatch) -> None:
-    fitted = models.fit(*models.iris(), "classification")
+def _drift_skl2onnx_trees(monkeypatch: pytest.MonkeyPatch) -> None:
     original = onnx_graph.fix_tree_ensembles
 
     def drifting(graph: onnx.GraphProto) -> None:
@@ -194,14 +238,40 @@ def test_threshold_rows_catch_a_one_ulp_drift(monkeypatch: pytest.MonkeyPatch) -
         _nudge_thresholds(graph)
 
     monkeypatch.setattr(onnx_graph, "fix_tree_ensembles", drifting)
+
+
+def _drift_boosting_trees(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = onnx_boosting.ensemble_attributes
+
+    def drifting(trees: list[onnx_boosting.Tree], n_targets: int) -> dict[str, Any]:
+        attrs = original(trees, n_targets)
+        splits = _next_float32(numpy_helper.to_array(attrs["nodes_splits"]))
+        attrs["nodes_splits"] = numpy_helper.from_array(splits)
+        return attrs
+
+    monkeypatch.setattr(onnx_boosting, "ensemble_attributes", drifting)
+
+
+@pytest.mark.parametrize(
+    ("estimator", "drift"),
+    [
+        ("sklearn.tree.DecisionTreeClassifier", _drift_skl2onnx_trees),
+        (None, _drift_boosting_trees),  # the lecture's GradientBoostingClassifier
+    ],
+)
+def test_threshold_rows_catch_a_one_ulp_drift(
+    monkeypatch: pytest.MonkeyPatch, estimator: str | None, drift: Any
+) -> None:
+    fitted = models.fit(*models.iris(), "classification", estimator, random_state=0)
+    drift(monkeypatch)
     model, info = convert.to_onnx(fitted.pipeline, fitted.manifest, fitted.X)
     assert model is None and info.kind == "sklearn" and info.file == "model.skops"
-    assert info.reason is not None and "labels differ" in info.reason
+    assert info.reason is not None and "parity failed" in info.reason
     # The training rows and random rows alone do not see it: the threshold rows do.
     monkeypatch.setattr(check_rows, "_threshold_rows", lambda *a: fitted.X.iloc[:0])
     model, info = convert.to_onnx(fitted.pipeline, fitted.manifest, fitted.X)
     assert info.parity is not None and info.parity["threshold_rows"] == 0
-    assert info.parity["label_mismatches"] == 0
+    assert model is not None, info.reason
 
 
 def test_hist_gradient_boosting_threshold_rows_catch_a_1e12_drift(
@@ -209,16 +279,16 @@ def test_hist_gradient_boosting_threshold_rows_catch_a_1e12_drift(
 ) -> None:
     """Histogram trees compare float64: rows within an ulp or two of each split are checked."""
     fitted = models.fit(*models.iris(), "classification", HGB_C, max_iter=30)
-    original = onnx_hgb.ensemble_attributes
+    original = onnx_boosting.ensemble_attributes
 
-    def drifting(model: Any) -> dict[str, Any]:
-        attrs = original(model)
+    def drifting(trees: list[onnx_boosting.Tree], n_targets: int) -> dict[str, Any]:
+        attrs = original(trees, n_targets)
         splits = numpy_helper.to_array(attrs["nodes_splits"])
         moved = splits - 1e-12 * np.maximum(np.abs(splits), 1.0)
         attrs["nodes_splits"] = numpy_helper.from_array(moved)
         return attrs
 
-    monkeypatch.setattr(onnx_hgb, "ensemble_attributes", drifting)
+    monkeypatch.setattr(onnx_boosting, "ensemble_attributes", drifting)
     model, info = convert.to_onnx(fitted.pipeline, fitted.manifest, fitted.X)
     assert model is None and info.kind == "sklearn"
     assert info.reason is not None and "parity failed" in info.reason

@@ -148,15 +148,26 @@ def test_serving_onnx_imports_no_sklearn_pandas_or_scipy(
     assert lines[1] == "heavy: []"
 
 
-def test_a_tie_in_probabilities_takes_the_first_class_as_scikit_learn(
-    iris_model: models.Fitted,
-) -> None:
-    runtime = _onnx(iris_model)
+TIED = np.array([[0.5, 0.5, 0.0], [0.2, 0.4, 0.4], [0.1, 0.2, 0.7], [0.4, 0.3, 0.3]])
+GRAPH_LABELS = np.array([1, 2, 1, 0], dtype=np.int64)
+
+
+def test_a_forest_tie_in_probabilities_takes_the_first_class_as_scikit_learn() -> None:
+    forest = models.fit(
+        *models.iris(), "classification", "sklearn.ensemble.RandomForestClassifier", n_estimators=4
+    )
+    runtime = _onnx(forest)
     # ONNX's own labels on rows whose top probabilities tie: scikit-learn takes the first class.
-    proba = np.array([[0.5, 0.5, 0.0], [0.2, 0.4, 0.4], [0.1, 0.2, 0.7], [0.4, 0.3, 0.3]])
-    onnx_labels = np.array([1, 2, 1, 0], dtype=np.int64)
-    runtime._run = lambda outputs, feeds, options: [onnx_labels, proba]
+    runtime._run = lambda outputs, feeds, options: [GRAPH_LABELS, TIED]
     got = runtime.predict(np.zeros((4, 4)))
     # Tied rows get the first most probable class; an untied row keeps ONNX's label, even
     # one that differs from the most probable class.
     assert got.labels.tolist() == [0, 1, 1, 0]
+
+
+def test_a_boosted_models_graph_label_stands_on_a_tie(iris_model: models.Fitted) -> None:
+    """Gradient boosting predicts from raw scores (binary: raw >= 0 is class 1), not by the
+    first most probable class: its graph computes that rule, so a tie is not decided again."""
+    runtime = _onnx(iris_model)
+    runtime._run = lambda outputs, feeds, options: [GRAPH_LABELS, TIED]
+    assert runtime.predict(np.zeros((4, 4))).labels.tolist() == GRAPH_LABELS.tolist()
