@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tabserve.artifacts.onnx_boosting import tree_nodes
+from tabserve.artifacts.onnx_boosting import is_histogram, tree_nodes
 from tabserve.types import Feature, Manifest
 
 RANDOM_ROWS = 2000
@@ -121,14 +121,9 @@ def _split_pipeline(pipeline: object) -> tuple[Transform | None, object]:
     return (lambda frame: np.asarray(prefix.transform(frame), dtype=np.float64)), steps[-1][1]
 
 
-def compares_float32(estimator: object) -> bool:
-    """Whether the estimator's trees round X to float32 before comparing (not histogram ones)."""
-    return not hasattr(estimator, "_predictors")
-
-
 def tree_splits(estimator: object) -> list[tuple[int, float]]:
     """Distinct (feature, threshold) pairs of a tree or tree ensemble; [] for other models."""
-    if hasattr(estimator, "_predictors"):  # HistGradientBoosting*
+    if is_histogram(estimator):
         histogram = {
             (int(f), float(t))
             for nodes in tree_nodes(estimator)
@@ -232,7 +227,7 @@ def _threshold_rows(
     columns = np.array([u[1] for u in usable])
     thresholds = np.array([u[2] for u in usable])
     inputs, thresholds, lo, hi = _bisect(
-        transform, base, numbers, given, inputs, columns, thresholds, compares_float32(final)
+        transform, base, numbers, given, inputs, columns, thresholds, not is_histogram(final)
     )
     values = [lo, hi] + ([thresholds] if transform is None else [])
     targets = np.concatenate([inputs] * len(values))

@@ -178,7 +178,8 @@ def build(pipeline: object, manifest: Manifest) -> bytes:
         if opset.domain == "ai.onnx.ml":
             opset.version = max(opset.version, OPSET["ai.onnx.ml"])
     fix_tree_ensembles(onx.graph)
-    if uses_double_trees(onx.graph):
+    double_trees = uses_double_trees(onx.graph)
+    if double_trees:
         for opset in onx.opset_import:
             if opset.domain == "ai.onnx.ml":
                 opset.version = ML_DOUBLE_TREES
@@ -187,7 +188,7 @@ def build(pipeline: object, manifest: Manifest) -> bytes:
         if manifest.all_numeric:
             split_numeric_input(onx.graph, len(features))
     finish_outputs(onx.graph, classifier)
-    if classifier and uses_double_trees(onx.graph):  # only onnx_boosting writes those
+    if classifier and double_trees:  # only onnx_boosting writes those
         helper.set_model_props(onx, {LABEL_IS_EXACT: "true"})
     data: bytes = onx.SerializeToString()
     return data

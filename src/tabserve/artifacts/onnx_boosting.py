@@ -24,11 +24,10 @@ import warnings
 from typing import Any, NamedTuple
 
 import numpy as np
-from onnx import TensorProto, numpy_helper
+from onnx import TensorProto
 
-_ML = "ai.onnx.ml"
-_BRANCH_LEQ = 0
-_SUM = 1
+from tabserve.artifacts.onnx_graph import BRANCH_LEQ, ML, EnsembleNodes
+
 # The inverse links of classifier losses: log loss (binary, multiclass) and exponential loss.
 _CLASSIFIER_LINKS = ("LogitLink", "MultinomialLogit", "HalfLogitLink")
 
@@ -134,66 +133,41 @@ def gradient_boosting_trees(model: Any) -> list[Tree]:
 
 def ensemble_attributes(trees: list[Tree], n_targets: int) -> dict[str, Any]:
     """TreeEnsemble attributes for trees whose k-th of every `n_targets` adds to target k."""
-    features: list[int] = []
-    splits: list[float] = []
-    tracks: list[int] = []
-    true_ids: list[int] = []
-    true_leafs: list[int] = []
-    false_ids: list[int] = []
-    false_leafs: list[int] = []
-    roots: list[int] = []
-    leaf_targets: list[int] = []
-    leaf_weights: list[float] = []
+    nodes = EnsembleNodes()
     for t, tree in enumerate(trees):
         is_leaf = tree.is_leaf
         # Each node's index among the branches (or leaves), past the earlier trees' ones.
-        branch = np.cumsum(~is_leaf) - 1 + len(features)
-        leaf = np.cumsum(is_leaf) - 1 + len(leaf_weights)
+        branch = np.cumsum(~is_leaf) - 1 + len(nodes.features)
+        leaf = np.cumsum(is_leaf) - 1 + len(nodes.leaf_weights)
         inner = np.flatnonzero(~is_leaf)
         leaves = np.flatnonzero(is_leaf)
-        if len(inner) == 0:  # a one-leaf tree: one branch whose both sides are that leaf
-            roots.append(len(features))
-            features.append(0)
-            splits.append(0.0)
-            tracks.append(0)
-            true_ids.append(int(leaf[0]))
-            false_ids.append(int(leaf[0]))
-            true_leafs.append(1)
-            false_leafs.append(1)
+        if len(inner) == 0:
+            nodes.one_leaf_tree(int(leaf[0]))
         else:
-            roots.append(int(branch[0]))
-            features.extend(tree.feature[inner].tolist())
-            splits.extend(tree.threshold[inner].tolist())
-            tracks.extend(tree.missing_left[inner].tolist())
+            nodes.roots.append(int(branch[0]))
+            nodes.features.extend(tree.feature[inner].tolist())
+            nodes.modes.extend([BRANCH_LEQ] * len(inner))
+            nodes.splits.extend(tree.threshold[inner].tolist())
+            nodes.tracks.extend(tree.missing_left[inner].tolist())
             for children, ids, leafs in (
-                (tree.left[inner], true_ids, true_leafs),
-                (tree.right[inner], false_ids, false_leafs),
+                (tree.left[inner], nodes.true_ids, nodes.true_leafs),
+                (tree.right[inner], nodes.false_ids, nodes.false_leafs),
             ):
                 child_is_leaf = is_leaf[children]
                 ids.extend(np.where(child_is_leaf, leaf[children], branch[children]).tolist())
                 leafs.extend(child_is_leaf.astype(int).tolist())
-        leaf_targets.extend([t % n_targets] * len(leaves))
-        leaf_weights.extend(tree.value[leaves].tolist())
-    return {
-        "aggregate_function": _SUM,
-        "post_transform": 0,
-        "n_targets": n_targets,
-        "tree_roots": roots,
-        "nodes_featureids": features,
-        "nodes_modes": numpy_helper.from_array(np.full(len(features), _BRANCH_LEQ, np.uint8)),
-        "nodes_splits": numpy_helper.from_array(np.array(splits, np.float64)),
-        "nodes_truenodeids": true_ids,
-        "nodes_trueleafs": true_leafs,
-        "nodes_falsenodeids": false_ids,
-        "nodes_falseleafs": false_leafs,
-        "nodes_missing_value_tracks_true": tracks,
-        "leaf_targetids": leaf_targets,
-        "leaf_weights": numpy_helper.from_array(np.array(leaf_weights, np.float64)),
-    }
+        nodes.leaf_targets.extend([t % n_targets] * len(leaves))
+        nodes.leaf_weights.extend(tree.value[leaves].tolist())
+    return nodes.attributes(n_targets)
+
+
+def is_histogram(model: object) -> bool:
+    """Whether the model is a HistGradientBoosting one (its trees compare float64 X)."""
+    return hasattr(model, "_predictors")
 
 
 def _baseline(model: Any, n_features: int) -> np.ndarray:
-    if hasattr(model, "_baseline_prediction"):  # HistGradientBoosting
+    if is_histogram(model):
         return np.asarray(model._baseline_prediction, np.float64).reshape(1, -1)
     # GradientBoosting with a constant start: its raw prediction for any row (a model fitted
     # on a DataFrame warns that this row has no column names).
@@ -206,7 +180,7 @@ def _convert(scope: Any, operator: Any, container: Any, trees: list[Tree]) -> No
     """Raw scores from the trees plus the baseline, then the model's outputs."""
     model = operator.raw_operator
     name = scope.get_unique_variable_name
-    histogram = hasattr(model, "_predictors")
+    histogram = is_histogram(model)
     per_iteration = int(model.n_trees_per_iteration_)
     attrs = ensemble_attributes(trees, per_iteration)
     source = operator.inputs[0].full_name
@@ -219,7 +193,7 @@ def _convert(scope: Any, operator: Any, container: Any, trees: list[Tree]) -> No
     # skl2onnx accepts ai.onnx.ml up to 3 only: `convert.build` declares 5 for the whole graph
     # once it sees a TreeEnsemble node.
     container.add_node(
-        "TreeEnsemble", [source], [trees_out], op_domain=_ML, op_version=3, name=name("boosting"),
+        "TreeEnsemble", [source], [trees_out], op_domain=ML, op_version=3, name=name("boosting"),
         **attrs,
     )  # fmt: skip
     baseline = _baseline(model, int(model.n_features_in_))
@@ -244,39 +218,12 @@ def _regressor_output(container: Any, link: str, raw: str, out: str) -> None:
 def _classifier_outputs(
     scope: Any, container: Any, model: Any, link: str, raw: str, operator: Any, histogram: bool
 ) -> None:
-    name = scope.get_unique_variable_name
     label, proba = operator.outputs[0].full_name, operator.outputs[1].full_name
     classes = np.asarray(model.classes_)
-    index = name("boosting_index")
-    if link in ("LogitLink", "HalfLogitLink") and len(classes) == 2:
-        positive, one, negative = name("boosting_p1"), name("boosting_one"), name("boosting_p0")
-        logit = raw
-        if link == "HalfLogitLink":  # the exponential loss: p = expit(2 raw)
-            two, logit = name("boosting_two"), name("boosting_logit")
-            container.add_initializer(two, TensorProto.DOUBLE, [], [2.0])
-            container.add_node("Mul", [raw, two], [logit])
-        container.add_node("Sigmoid", [logit], [positive])
-        container.add_initializer(one, TensorProto.DOUBLE, [], [1.0])
-        container.add_node("Sub", [one, positive], [negative])
-        container.add_node("Concat", [negative, positive], [proba], axis=1)
-        if not histogram:  # GradientBoostingClassifier.predict: class 1 where raw >= 0
-            zero, at_least = name("boosting_zero"), name("boosting_nonnegative")
-            container.add_initializer(zero, TensorProto.DOUBLE, [], [0.0])
-            container.add_node("GreaterOrEqual", [raw, zero], [at_least])
-            flat = name("boosting_flat")
-            container.add_node("Cast", [at_least], [flat], to=TensorProto.INT64)
-            shape = name("boosting_shape")
-            container.add_initializer(shape, TensorProto.INT64, [1], [-1])
-            container.add_node("Reshape", [flat, shape], [index])
-    elif link == "MultinomialLogit":
-        container.add_node("Softmax", [raw], [proba], axis=1)
-        if not histogram:  # GradientBoostingClassifier.predict: argmax of the raw scores
-            container.add_node("ArgMax", [raw], [index], axis=1, keepdims=0)
-    else:
-        raise NotImplementedError(f"{type(model).__name__} with {link} is not converted")
-    if histogram:  # HistGradientBoostingClassifier.predict: argmax of the probabilities
-        container.add_node("ArgMax", [proba], [index], axis=1, keepdims=0)
-    table = name("boosting_classes")
+    binary = len(classes) == 2
+    _probabilities(scope, container, link, binary, raw, proba)
+    index = _label_index(scope, container, binary, raw, proba, histogram)
+    table = scope.get_unique_variable_name("boosting_classes")
     if np.issubdtype(classes.dtype, np.integer):
         container.add_initializer(table, TensorProto.INT64, [len(classes)], classes.tolist())
     else:
@@ -284,3 +231,46 @@ def _classifier_outputs(
             table, TensorProto.STRING, [len(classes)], [str(c) for c in classes]
         )
     container.add_node("Gather", [table, index], [label], axis=0)
+
+
+def _probabilities(
+    scope: Any, container: Any, link: str, binary: bool, raw: str, proba: str
+) -> None:
+    """The loss's predict_proba: [1 - p, p] with p = expit(raw) (or expit(2 raw)), or softmax."""
+    name = scope.get_unique_variable_name
+    if link == "MultinomialLogit":
+        container.add_node("Softmax", [raw], [proba], axis=1)
+        return
+    if link not in ("LogitLink", "HalfLogitLink") or not binary:
+        raise NotImplementedError(f"a boosting classifier with {link} is not converted")
+    logit = raw
+    if link == "HalfLogitLink":  # the exponential loss: p = expit(2 raw)
+        two, logit = name("boosting_two"), name("boosting_logit")
+        container.add_initializer(two, TensorProto.DOUBLE, [], [2.0])
+        container.add_node("Mul", [raw, two], [logit])
+    positive, one, negative = name("boosting_p1"), name("boosting_one"), name("boosting_p0")
+    container.add_node("Sigmoid", [logit], [positive])
+    container.add_initializer(one, TensorProto.DOUBLE, [], [1.0])
+    container.add_node("Sub", [one, positive], [negative])
+    container.add_node("Concat", [negative, positive], [proba], axis=1)
+
+
+def _label_index(
+    scope: Any, container: Any, binary: bool, raw: str, proba: str, histogram: bool
+) -> str:
+    """Each row's class index, by the model's own `predict` rule."""
+    name = scope.get_unique_variable_name
+    index: str = name("boosting_index")
+    if histogram:  # HistGradientBoostingClassifier.predict: argmax of the probabilities
+        container.add_node("ArgMax", [proba], [index], axis=1, keepdims=0)
+    elif not binary:  # GradientBoostingClassifier.predict: argmax of the raw scores
+        container.add_node("ArgMax", [raw], [index], axis=1, keepdims=0)
+    else:  # GradientBoostingClassifier.predict, binary: class 1 where raw >= 0
+        zero, at_least = name("boosting_zero"), name("boosting_nonnegative")
+        container.add_initializer(zero, TensorProto.DOUBLE, [], [0.0])
+        container.add_node("GreaterOrEqual", [raw, zero], [at_least])
+        flat, shape = name("boosting_flat"), name("boosting_shape")
+        container.add_node("Cast", [at_least], [flat], to=TensorProto.INT64)
+        container.add_initializer(shape, TensorProto.INT64, [1], [-1])
+        container.add_node("Reshape", [flat, shape], [index])
+    return index

@@ -6,6 +6,7 @@ Used by `convert.build`; each function edits an `onnx.GraphProto` in place.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -16,12 +17,63 @@ from tabserve.runtime.onnx import MISSING_CATEGORY, NUMERIC_INPUT, feature_input
 LABEL_OUTPUT = "label"
 PROBA_OUTPUT = "probabilities"
 VALUE_OUTPUT = "variable"
-_ML = "ai.onnx.ml"
+ML = "ai.onnx.ml"
 ML_DOUBLE_TREES = 5  # ai.onnx.ml's TreeEnsemble: double in, double out (ONNX Runtime >= 1.18)
 _TREE_FLOAT_OUTPUT = {"TreeEnsembleClassifier": 1, "TreeEnsembleRegressor": 0}
 # ai.onnx.ml 5's TreeEnsemble encodes modes and aggregates as numbers.
 _MODES = {b"BRANCH_LEQ": 0, b"BRANCH_LT": 1, b"BRANCH_GTE": 2, b"BRANCH_GT": 3}
 _AGGREGATES = {b"AVERAGE": 0, b"SUM": 1, b"MIN": 2, b"MAX": 3}
+BRANCH_LEQ = _MODES[b"BRANCH_LEQ"]
+SUM = _AGGREGATES[b"SUM"]
+
+
+@dataclass
+class EnsembleNodes:
+    """A TreeEnsemble's branch and leaf arrays, filled tree by tree (children index branches or
+    leaves, as the matching `*_leafs` entry says)."""
+
+    roots: list[int] = field(default_factory=list)
+    features: list[int] = field(default_factory=list)
+    modes: list[int] = field(default_factory=list)
+    splits: list[float] = field(default_factory=list)
+    tracks: list[int] = field(default_factory=list)  # 1: a missing value goes the true way
+    true_ids: list[int] = field(default_factory=list)
+    true_leafs: list[int] = field(default_factory=list)
+    false_ids: list[int] = field(default_factory=list)
+    false_leafs: list[int] = field(default_factory=list)
+    leaf_targets: list[int] = field(default_factory=list)
+    leaf_weights: list[float] = field(default_factory=list)
+
+    def one_leaf_tree(self, leaf: int) -> None:
+        """A tree that is a single leaf: TreeEnsemble needs a branch whose both sides are it."""
+        self.roots.append(len(self.features))
+        self.features.append(0)
+        self.modes.append(BRANCH_LEQ)
+        self.splits.append(0.0)
+        self.tracks.append(0)
+        self.true_ids.append(leaf)
+        self.false_ids.append(leaf)
+        self.true_leafs.append(1)
+        self.false_leafs.append(1)
+
+    def attributes(self, n_targets: int, aggregate: int = SUM) -> dict[str, Any]:
+        """The TreeEnsemble node's attributes (double splits and weights, no post transform)."""
+        return {
+            "aggregate_function": aggregate,
+            "post_transform": 0,
+            "n_targets": n_targets,
+            "tree_roots": self.roots,
+            "nodes_featureids": self.features,
+            "nodes_modes": numpy_helper.from_array(np.array(self.modes, np.uint8)),
+            "nodes_splits": numpy_helper.from_array(np.array(self.splits, np.float64)),
+            "nodes_truenodeids": self.true_ids,
+            "nodes_trueleafs": self.true_leafs,
+            "nodes_falsenodeids": self.false_ids,
+            "nodes_falseleafs": self.false_leafs,
+            "nodes_missing_value_tracks_true": self.tracks,
+            "leaf_targetids": self.leaf_targets,
+            "leaf_weights": numpy_helper.from_array(np.array(self.leaf_weights, np.float64)),
+        }
 
 
 def _is_missing_marker(value: object) -> bool:
@@ -50,7 +102,7 @@ def convert_imputer(scope: Any, operator: Any, container: Any) -> None:
         flag = scope.get_unique_variable_name("flag")
         # ONNX Equal has no string form before opset 19: LabelEncoder maps the marker to 1.
         container.add_node(
-            "LabelEncoder", [x], [flag], op_domain=_ML, op_version=2,
+            "LabelEncoder", [x], [flag], op_domain=ML, op_version=2,
             keys_strings=[marker], values_int64s=[1], default_int64=0,
         )  # fmt: skip
         container.add_node("Cast", [flag], [mask], to=TensorProto.BOOL)
@@ -117,7 +169,7 @@ def double_tree_converters() -> dict[type, Any]:
 def uses_double_trees(graph: GraphProto) -> bool:
     """Whether the graph has ai.onnx.ml 5 `TreeEnsemble` nodes: it must then import ai.onnx.ml 5,
     where the older tree ops are gone."""
-    return any(n.domain == _ML and n.op_type == "TreeEnsemble" for n in graph.node)
+    return any(n.domain == ML and n.op_type == "TreeEnsemble" for n in graph.node)
 
 
 def fix_tree_ensembles(graph: GraphProto) -> None:
@@ -129,14 +181,14 @@ def fix_tree_ensembles(graph: GraphProto) -> None:
     classifier's tree op (or a regressor this cannot rewrite) keeps its float output, cast to
     double: its probabilities are within 1e-6 and its labels exact.
     """
-    regressors = [n for n in graph.node if n.domain == _ML and n.op_type == "TreeEnsembleRegressor"]
-    others = [n for n in graph.node if n.domain == _ML and n.op_type == "TreeEnsembleClassifier"]
+    regressors = [n for n in graph.node if n.domain == ML and n.op_type == "TreeEnsembleRegressor"]
+    others = [n for n in graph.node if n.domain == ML and n.op_type == "TreeEnsembleClassifier"]
     rewritten = {id(n): _tree_ensemble(n) for n in regressors} if regressors and not others else {}
     if any(value is None for value in rewritten.values()):
         rewritten = {}
     nodes = []
     for k, node in enumerate(graph.node):
-        if node.domain != _ML or node.op_type not in _TREE_FLOAT_OUTPUT:
+        if node.domain != ML or node.op_type not in _TREE_FLOAT_OUTPUT:
             nodes.append(node)
             continue
         source = node.input[0]
@@ -170,7 +222,7 @@ def _double_regressor(
     """The TreeEnsemble node (and the Add of the base values) that replace one regressor."""
     attrs, base_values = plan
     summed = f"{output}_tabserve_trees_{index}" if base_values is not None else output
-    ensemble = helper.make_node("TreeEnsemble", [source], [summed], domain=_ML, **attrs)
+    ensemble = helper.make_node("TreeEnsemble", [source], [summed], domain=ML, **attrs)
     if base_values is None:
         return [ensemble]
     name = f"{output}_tabserve_base_{index}"
@@ -217,14 +269,11 @@ def _tree_ensemble(node: NodeProto) -> TreePlan | None:
         leaf_target[leaf_of[pos]] = int(target)
         leaf_weight[leaf_of[pos]] = float(weight)
     branch_of = {k: b for b, k in enumerate(k for k in range(len(modes)) if k not in leaf_of)}
-    true_ids: list[int] = []
-    true_leafs: list[int] = []
-    false_ids: list[int] = []
-    false_leafs: list[int] = []
+    nodes = EnsembleNodes(leaf_targets=leaf_target, leaf_weights=leaf_weight)
     for k in branch_of:
         for child_id, ids_out, leafs_out in (
-            (attrs["nodes_truenodeids"][k], true_ids, true_leafs),
-            (attrs["nodes_falsenodeids"][k], false_ids, false_leafs),
+            (attrs["nodes_truenodeids"][k], nodes.true_ids, nodes.true_leafs),
+            (attrs["nodes_falsenodeids"][k], nodes.false_ids, nodes.false_leafs),
         ):
             child = at.get((trees[k], child_id))
             if child is None:
@@ -232,44 +281,20 @@ def _tree_ensemble(node: NodeProto) -> TreePlan | None:
             leaf = child in leaf_of
             ids_out.append(leaf_of[child] if leaf else branch_of[child])
             leafs_out.append(int(leaf))
-    features = [attrs["nodes_featureids"][k] for k in branch_of]
-    node_modes = [_MODES[modes[k]] for k in branch_of]
-    node_splits = [float(splits[k]) for k in branch_of]
-    node_tracks = [int(tracks[k]) for k in branch_of]
-    roots: list[int] = []
+        nodes.features.append(attrs["nodes_featureids"][k])
+        nodes.modes.append(_MODES[modes[k]])
+        nodes.splits.append(float(splits[k]))
+        nodes.tracks.append(int(tracks[k]))
     for tree in dict.fromkeys(trees):
         root = at.get((tree, 0))
         if root is None:
             return None
-        if root in leaf_of:  # a one-leaf tree: a branch whose both sides are that leaf
-            roots.append(len(features))
-            features.append(0)
-            node_modes.append(0)
-            node_splits.append(0.0)
-            node_tracks.append(0)
-            true_ids.append(leaf_of[root])
-            false_ids.append(leaf_of[root])
-            true_leafs.append(1)
-            false_leafs.append(1)
+        if root in leaf_of:
+            nodes.one_leaf_tree(leaf_of[root])
         else:
-            roots.append(branch_of[root])
+            nodes.roots.append(branch_of[root])
     base = attrs.get("base_values_as_tensor")
-    ensemble = {
-        "aggregate_function": aggregate,
-        "post_transform": 0,
-        "n_targets": int(attrs.get("n_targets", 1)),
-        "tree_roots": roots,
-        "nodes_featureids": features,
-        "nodes_modes": numpy_helper.from_array(np.array(node_modes, np.uint8)),
-        "nodes_splits": numpy_helper.from_array(np.array(node_splits, np.float64)),
-        "nodes_truenodeids": true_ids,
-        "nodes_trueleafs": true_leafs,
-        "nodes_falsenodeids": false_ids,
-        "nodes_falseleafs": false_leafs,
-        "nodes_missing_value_tracks_true": node_tracks,
-        "leaf_targetids": leaf_target,
-        "leaf_weights": numpy_helper.from_array(np.array(leaf_weight, np.float64)),
-    }
+    ensemble = nodes.attributes(int(attrs.get("n_targets", 1)), aggregate)
     return ensemble, None if base is None else numpy_helper.to_array(base).astype(np.float64)
 
 
