@@ -143,6 +143,10 @@ CREATE INDEX prediction_feedback_model ON prediction_feedback (model, received_a
 CREATE TABLE prediction_log_schema (version integer NOT NULL);
 INSERT INTO prediction_log_schema VALUES (1);
 """
+# Version 2 added the client-id index over every row.
+PG_V2_DDL = PG_V1_DDL.replace("VALUES (1)", "VALUES (2)") + (
+    "CREATE INDEX prediction_log_model_client ON prediction_log (model, client_request_id);"
+)
 
 
 def test_postgres_matches_feedback_by_either_id(postgres_url: str) -> None:
@@ -153,9 +157,12 @@ def test_postgres_matches_feedback_by_either_id(postgres_url: str) -> None:
         sink.close()
 
 
-def test_postgres_log_of_an_older_release_gains_the_client_id_index(postgres_url: str) -> None:
+@pytest.mark.parametrize("ddl", [PG_V1_DDL, PG_V2_DDL], ids=["v1", "v2"])
+def test_postgres_log_of_an_older_release_gains_the_partial_client_id_index(
+    postgres_url: str, ddl: str
+) -> None:
     with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute(PG_V1_DDL)
+        conn.execute(ddl)
     sink = PostgresSink(postgres_url)
     try:
         sink.write([log_row("srv-old", 0, "client-old", "x", "toy")])
@@ -169,4 +176,5 @@ def test_postgres_log_of_an_older_release_gains_the_client_id_index(postgres_url
         ).fetchone()
         version = conn.execute("SELECT version FROM prediction_log_schema").fetchall()
     assert index is not None and "(model, client_request_id)" in index[0]
+    assert "WHERE (client_request_id IS NOT NULL)" in index[0]
     assert version == [(SCHEMA_VERSION,)]

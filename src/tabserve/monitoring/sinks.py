@@ -3,8 +3,9 @@
 Both sinks create their tables on open and insert idempotently on (request_id, row, role), so a
 segment shipped twice never duplicates a row. Feedback is stored under the id the client sent and
 matched when read: as the server's request id first, else as the client's X-Request-ID (indexed
-on (model, client_request_id)), so a label arriving before its row was shipped is not lost. psycopg and sqlite3 errors become DatabaseError
-here, at this one boundary. Variants live in the plain dict SINKS.
+on (model, client_request_id) over the rows that have one), so a label arriving before its row
+was shipped is not lost. psycopg and sqlite3 errors become DatabaseError here, at this one
+boundary. Variants live in the plain dict SINKS.
 """
 
 from __future__ import annotations
@@ -22,7 +23,15 @@ from tabserve.errors import DatabaseError, UsageError
 from tabserve.monitoring.records import LogRow
 from tabserve.settings import Settings
 
-SCHEMA_VERSION = 2  # 2: index on (model, client_request_id) for feedback by client id
+# 2: index on (model, client_request_id) for feedback by client id; 3: that index holds only the
+# rows that have a client id (most have none, and each cost the shipper an index insert).
+SCHEMA_VERSION = 3
+# The client-id index, partial: `client_request_id = ?` implies IS NOT NULL in both dialects'
+# planners, so every lookup by client id still uses it.
+CLIENT_INDEX = (
+    "CREATE INDEX IF NOT EXISTS prediction_log_model_client ON prediction_log "
+    "(model, client_request_id) WHERE client_request_id IS NOT NULL"
+)
 COLUMNS = (
     "request_id",
     "row",
@@ -125,6 +134,24 @@ _FEEDBACK_OF_ROW = (
 )
 
 
+def _migrate_sqlite(conn: sqlite3.Connection) -> None:
+    """Bring a log made by an older tabserve to SCHEMA_VERSION, in one write transaction."""
+    conn.execute("BEGIN IMMEDIATE")  # one process migrates; the others then find it done
+    try:
+        partial = {row[1]: row[4] for row in conn.execute("PRAGMA index_list(prediction_log)")}
+        if partial.get("prediction_log_model_client") == 0:
+            conn.execute("DROP INDEX prediction_log_model_client")  # v2: over every row
+        conn.execute(CLIENT_INDEX)
+        conn.execute(
+            "UPDATE prediction_log_schema SET version = ? WHERE version < ?",
+            (SCHEMA_VERSION, SCHEMA_VERSION),
+        )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
 class SqliteSink:
     """The embedded default: one SQLite file (WAL) in TABSERVE_HOME."""
 
@@ -156,8 +183,6 @@ class SqliteSink:
                     role TEXT NOT NULL, input TEXT NOT NULL, output TEXT NOT NULL,
                     latency_ms REAL NOT NULL, PRIMARY KEY (request_id, row, role));
                 CREATE INDEX IF NOT EXISTS prediction_log_model_ts ON prediction_log (model, ts);
-                CREATE INDEX IF NOT EXISTS prediction_log_model_client
-                    ON prediction_log (model, client_request_id);
                 CREATE TABLE IF NOT EXISTS prediction_feedback (
                     request_id TEXT NOT NULL, row INTEGER NOT NULL, model TEXT NOT NULL,
                     label TEXT NOT NULL, received_at REAL NOT NULL,
@@ -169,10 +194,7 @@ class SqliteSink:
             )
             if conn.execute("SELECT count(*) FROM prediction_log_schema").fetchone()[0] == 0:
                 conn.execute("INSERT INTO prediction_log_schema VALUES (?)", (SCHEMA_VERSION,))
-            conn.execute(
-                "UPDATE prediction_log_schema SET version = ? WHERE version < ?",
-                (SCHEMA_VERSION, SCHEMA_VERSION),
-            )
+            _migrate_sqlite(conn)
         except (sqlite3.Error, OSError) as error:
             raise DatabaseError(
                 f"cannot open the prediction log {self.path}: {error}; check the folder is writable"
@@ -293,15 +315,17 @@ CREATE TABLE IF NOT EXISTS prediction_log_schema (version integer NOT NULL);
 
 def _migrate_postgres(conn: Any) -> None:
     """Bring a table made by an older tabserve to SCHEMA_VERSION (inside the DDL transaction)."""
-    missing = conn.execute("SELECT to_regclass('prediction_log_model_client')").fetchone()
-    if missing is not None and missing[0] is None:
+    index = conn.execute(
+        "SELECT indpred IS NOT NULL FROM pg_index "
+        "WHERE indexrelid = to_regclass('prediction_log_model_client')"
+    ).fetchone()
+    if index is None or not index[0]:
         # Building it over a long existing log may outlast statement_timeout; rows wait in
         # the spool meanwhile. lock_timeout still applies, so a locked table fails fast.
         conn.execute("SET LOCAL statement_timeout = 0")
-        conn.execute(
-            "CREATE INDEX IF NOT EXISTS prediction_log_model_client "
-            "ON prediction_log (model, client_request_id)"
-        )
+        if index is not None:
+            conn.execute("DROP INDEX prediction_log_model_client")  # v2: over every row
+        conn.execute(CLIENT_INDEX)
     conn.execute(
         "UPDATE prediction_log_schema SET version = %s WHERE version < %s",
         (SCHEMA_VERSION, SCHEMA_VERSION),

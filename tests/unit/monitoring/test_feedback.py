@@ -26,6 +26,10 @@ CREATE TABLE prediction_feedback (
 CREATE TABLE prediction_log_schema (version INTEGER NOT NULL);
 INSERT INTO prediction_log_schema VALUES (1);
 """
+# Version 2 added the client-id index over every row.
+V2_DDL = V1_DDL.replace("VALUES (1)", "VALUES (2)") + (
+    "CREATE INDEX prediction_log_model_client ON prediction_log (model, client_request_id);"
+)
 
 
 def test_feedback_matches_the_server_id_first_else_the_client_id(tmp_path: Path) -> None:
@@ -36,19 +40,25 @@ def test_feedback_matches_the_server_id_first_else_the_client_id(tmp_path: Path)
         sink.close()
 
 
-def test_an_older_log_gains_the_client_id_index_and_keeps_its_rows(tmp_path: Path) -> None:
+@pytest.mark.parametrize("ddl", [V1_DDL, V2_DDL], ids=["v1", "v2"])
+def test_an_older_log_gains_the_partial_client_id_index_and_keeps_its_rows(
+    tmp_path: Path, ddl: str
+) -> None:
     path = tmp_path / "predictions.db"
     with sqlite3.connect(path) as conn:
-        conn.executescript(V1_DDL)
-        conn.execute(
+        conn.executescript(ddl)
+        conn.executemany(
             "INSERT INTO prediction_log VALUES (?,?,?,?,?,?,?,?,?,?)",
-            log_row("srv-old", 0, "client-old", "x", "toy"),
+            [
+                log_row("srv-old", 0, "client-old", "x", "toy"),
+                log_row("srv-2", 0, None, "x", "toy"),
+            ],
         )
     conn.close()
     sink = SqliteSink(path)
     try:
         assert record_feedback(sink, "toy", [("client-old", 0, "y")]) == 1
-        assert labels(sink) == {("srv-old", 0): "y"}
+        assert labels(sink) == {("srv-old", 0): "y", ("srv-2", 0): None}
     finally:
         sink.close()
     with sqlite3.connect(path) as conn:
@@ -57,9 +67,13 @@ def test_an_older_log_gains_the_client_id_index_and_keeps_its_rows(tmp_path: Pat
             "WHERE model = 'toy' AND client_request_id = 'client-old'"
         ).fetchall()
         version = conn.execute("SELECT version FROM prediction_log_schema").fetchall()
+        partial = {r[1]: r[4] for r in conn.execute("PRAGMA index_list(prediction_log)")}
+        kept = conn.execute("SELECT count(*) FROM prediction_log").fetchone()
     conn.close()
     assert "prediction_log_model_client" in str(plan)
-    assert version == [(SCHEMA_VERSION,)] and SCHEMA_VERSION == 2
+    assert partial["prediction_log_model_client"] == 1  # rows without a client id stay out
+    assert kept == (2,)
+    assert version == [(SCHEMA_VERSION,)] and SCHEMA_VERSION == 3
 
 
 @pytest.mark.parametrize(
