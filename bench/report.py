@@ -26,6 +26,7 @@ class Point:
     server: str
     load: LoadResult
     memory: Memory | None = None
+    connections: list[int] | None = None  # wrk's connections per server process, mid-point
 
 
 @dataclass(frozen=True)
@@ -163,8 +164,8 @@ def points_table(results: Results) -> str:
     """The main table: one line per server and concurrency."""
     head = (
         "| server | c | req/s | p50 ms | p99 ms | errors | RSS MiB (tree) | PSS MiB (tree) "
-        "| PSS MiB per worker | tabserve/lecture | tabserve/ceiling |\n"
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|\n"
+        "| PSS MiB per worker | connections per process | tabserve/lecture | tabserve/ceiling |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---:|\n"
     )
     lines = []
     for p in results.points:
@@ -179,7 +180,8 @@ def points_table(results: Results) -> str:
         lines.append(
             f"| {p.server} | {c} | {p.load.rps:,.0f} | {p.load.p50_ms:.2f} | {p.load.p99_ms:.2f} "
             f"| {p.load.errors} | {_fmt(m.rss_total if m else None, '.0f')} | {_fmt(m.pss_total if m else None, '.0f')} "
-            f"| {per_worker} | {'' if vs_l is None else f'{vs_l:.1f}x'} "
+            f"| {per_worker} | {', '.join(map(str, p.connections)) if p.connections else '-'} "
+            f"| {'' if vs_l is None else f'{vs_l:.1f}x'} "
             f"| {'' if vs_c is None else f'{100 * vs_c:.0f}%'} |"
         )
     return head + "\n".join(lines) + "\n"

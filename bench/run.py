@@ -43,7 +43,14 @@ from bench.report import (  # noqa: E402
     Results,
     render,
 )
-from bench.servers import Server, cpu_seconds, free_port, tree_memory, worker_pids  # noqa: E402
+from bench.servers import (  # noqa: E402
+    Server,
+    connections,
+    cpu_seconds,
+    free_port,
+    tree_memory,
+    worker_pids,
+)
 
 CONCURRENCY = (1, 16, 64)
 OUT_DIR = _ROOT / "bench" / "out"
@@ -109,11 +116,14 @@ def drive(
     # work (imports on first use, the prediction log creating its database, cold caches).
     run_wrk(url, min(levels), warmup_s(duration))
     for c in levels:
-        load = run_wrk(url, c, duration)
+        proc = start_wrk(url, c, duration)
+        time.sleep(min(1.0, duration / 2))  # wrk has opened its connections by then
+        held = connections(server.pid, server.port) if server.alive() else None
+        load = finish_wrk(proc, c, duration)
         if not server.alive():
             results.notes.append(f"{label} died during the c={c} point; see {server.log}")
             return
-        results.points.append(Point(label, load, tree_memory(server.pid)))
+        results.points.append(Point(label, load, tree_memory(server.pid), held))
         print(
             f"  {label:<20} c={c:<3} {load.rps:>10,.0f} req/s  p50 {load.p50_ms:.2f} ms  "
             f"p99 {load.p99_ms:.2f} ms  errors {load.errors}",

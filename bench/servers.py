@@ -96,6 +96,26 @@ def worker_pids(pid: int) -> list[int]:
     return [c.pid for c in children] or [pid]
 
 
+def connections(pid: int, port: int) -> list[int]:
+    """Established connections to `port` held by each process of a server's tree, most first.
+
+    With SO_REUSEPORT (granian's workers) the kernel hashes each new connection to a worker, so
+    wrk's keep-alive connections split unevenly, and the worker holding more of them answers
+    each of its requests later: the p99 of a point follows that worker.
+    """
+    root = psutil.Process(pid)
+    counts = []
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            held = proc.net_connections(kind="tcp")
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        n = sum(1 for c in held if c.status == psutil.CONN_ESTABLISHED and c.laddr.port == port)
+        if n:
+            counts.append(n)
+    return sorted(counts, reverse=True)
+
+
 def cpu_seconds(pids: Sequence[int]) -> dict[int, float]:
     """User + system CPU seconds used so far by each process still alive."""
     out: dict[int, float] = {}

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 from bench.load import EXPECTED_BODY, LoadResult, WrkError, parse_wrk_output, wrk_command
 from bench.report import CEILING, LECTURE, SYNC_LOG, TABSERVE, Point, Results, bars, render
 from bench.rows import RowsResult
-from bench.servers import Memory
+from bench.servers import Memory, connections
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "bench"
 
@@ -52,9 +56,17 @@ def test_wrk_command_checks_the_lecture_body_with_one_thread() -> None:
     assert argv[-1] == EXPECTED_BODY == '{"prediction":"2"}\n'
 
 
-def point(server: str, c: int, rps: float, p50_ms: float, p99_ms: float, pss: float) -> Point:
+def point(
+    server: str,
+    c: int,
+    rps: float,
+    p50_ms: float,
+    p99_ms: float,
+    pss: float,
+    held: list[int] | None = None,
+) -> Point:
     load = LoadResult(c, round(rps * 10), 10.0, p50_ms, p99_ms, mismatches=0, socket_errors=0)
-    return Point(server, load, Memory(pss * 1.5, pss * 2, [pss, pss]))
+    return Point(server, load, Memory(pss * 1.5, pss * 2, [pss, pss]), held)
 
 
 def results(**extra: object) -> Results:
@@ -77,7 +89,7 @@ def test_table_has_ratios_and_the_bar() -> None:
             point(CEILING, 1, 14000, 0.06, 0.2, 24),
             point(CEILING, 64, 50000, 1.2, 2.3, 24),
             point(TABSERVE, 1, 5000, 0.2, 0.5, 80),
-            point(TABSERVE, 64, 26000, 2.4, 4.0, 80),
+            point(TABSERVE, 64, 26000, 2.4, 4.0, 80, held=[37, 27]),
             point(SYNC_LOG, 64, 13000, 4.8, 9.0, 80),
         ],
         cold_start_s={TABSERVE: 1.2, LECTURE: 2.6},
@@ -86,8 +98,11 @@ def test_table_has_ratios_and_the_bar() -> None:
         rows_label_mismatches=0,
     )
     text = render(r)
-    assert "| tabserve | 64 | 26,000 | 2.40 | 4.00 | 0 | 120 | 160 | 80, 80 | 20.0x | 52% |" in text
-    assert "| lecture | 64 | 1,300 | 50.00 | 60.00 | 0 |" in text
+    assert (
+        "| tabserve | 64 | 26,000 | 2.40 | 4.00 | 0 | 120 | 160 | 80, 80 | 37, 27 | 20.0x | 52% |"
+        in text
+    )
+    assert "| lecture | 64 | 1,300 | 50.00 | 60.00 | 0 | 188 | 250 | 125, 125 | - |  |  |" in text
     assert "50% of the default's" in text
     assert "| c=64 req/s vs the lecture stack | >= 15x | 20.0x | pass |" in text
     assert "| 10,000-row V2 request vs the in-process runtime | >= 50% | 40% | FAIL |" in text
@@ -106,3 +121,37 @@ def test_a_stack_that_did_not_run_is_not_measured_and_noted() -> None:
     assert "| c=64 req/s vs the lecture stack | >= 15x | n/a | not measured |" in text
     assert "- tabserve: ServerError: tabserve exited with 2 before it was ready" in text
     assert {b.ok for b in bars(r)} == {None}
+
+
+# A server that accepts connections and holds them open until its stdin closes.
+_HOLDER = """
+import socket, sys
+server = socket.create_server(("127.0.0.1", 0))
+print(server.getsockname()[1], flush=True)
+held = [server.accept()[0] for _ in range(int(sys.argv[1]))]
+sys.stdin.read()
+"""
+
+
+def test_connections_counts_what_each_server_process_holds() -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, "3"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    clients: list[socket.socket] = []
+    try:
+        assert holder.stdout is not None
+        port = int(holder.stdout.readline())
+        clients = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(3)]
+        deadline = time.monotonic() + 10
+        while connections(holder.pid, port) != [3] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert connections(holder.pid, port) == [3]
+        assert connections(holder.pid, port + 1 if port < 65535 else port - 1) == []
+    finally:
+        for client in clients:
+            client.close()
+        holder.kill()
+        holder.communicate()
