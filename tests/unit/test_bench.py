@@ -12,6 +12,7 @@ import pytest
 from bench.load import EXPECTED_BODY, LoadResult, WrkError, parse_wrk_output, wrk_command
 from bench.report import CEILING, LECTURE, SYNC_LOG, TABSERVE, Point, Results, bars, render
 from bench.rows import RowsResult
+from bench.sched_delay import Waits, parse_latency
 from bench.servers import Memory, connections
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "bench"
@@ -155,3 +156,10 @@ def test_connections_counts_what_each_server_process_holds() -> None:
             client.close()
         holder.kill()
         holder.communicate()
+
+
+def test_reads_each_threads_wake_up_delay_from_perf_sched() -> None:
+    waits = parse_latency((DATA / "perf-sched-latency.txt").read_text(encoding="utf-8"))
+    assert waits[25490] == Waits(167.861, 1374, 1.108, 6.667)
+    assert waits[25471] == Waits(1508.243, 4821, 0.150, 7.160)
+    assert len(waits) == 8  # one per thread line; the header and rules are not threads
