@@ -148,7 +148,8 @@ def _migrate_sqlite(conn: sqlite3.Connection) -> None:
         )
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        with contextlib.suppress(sqlite3.Error):  # the error that got here is the one to report
+            conn.execute("ROLLBACK")
         raise
 
 
