@@ -26,7 +26,7 @@ import psutil  # noqa: E402
 
 from bench import stacks  # noqa: E402
 from bench.load import LECTURE_QUERY, LoadResult, run_wrk  # noqa: E402
-from bench.servers import cpu_seconds  # noqa: E402
+from bench.servers import cpu_seconds, is_shipper  # noqa: E402
 
 VARIANTS = (
     ("log on", {}, False),
@@ -36,11 +36,7 @@ VARIANTS = (
 
 
 def _shippers(pid: int) -> list[psutil.Process]:
-    return [
-        p
-        for p in psutil.Process(pid).children(recursive=True)
-        if "tabserve.monitoring.shipper" in " ".join(p.cmdline())
-    ]
+    return [p for p in psutil.Process(pid).children(recursive=True) if is_shipper(p)]
 
 
 def measure(

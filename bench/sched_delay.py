@@ -35,6 +35,7 @@ import psutil  # noqa: E402
 
 from bench import stacks  # noqa: E402
 from bench.load import LECTURE_QUERY, finish_wrk, run_wrk, start_wrk  # noqa: E402
+from bench.servers import is_shipper  # noqa: E402
 
 # `perf sched latency -p` lines: "  comm:tid | runtime ms | switches | avg: x ms | max: y ms | ..."
 _LINE = re.compile(
@@ -69,7 +70,7 @@ def roles(server_pid: int, wrk_pid: int) -> dict[int, str]:
     out: dict[int, str] = {}
     n = 0
     for proc in psutil.Process(server_pid).children():
-        if "tabserve.monitoring.shipper" in " ".join(proc.cmdline()):
+        if is_shipper(proc):
             for t in proc.threads():
                 out[t.id] = "shipper"
             continue

@@ -96,6 +96,11 @@ def worker_pids(pid: int) -> list[int]:
     return [c.pid for c in children] or [pid]
 
 
+def is_shipper(proc: psutil.Process) -> bool:
+    """Whether a process of a `tabserve serve` tree is its prediction-log shipper."""
+    return "tabserve.monitoring.shipper" in " ".join(proc.cmdline())
+
+
 def connections(pid: int, port: int) -> list[int]:
     """Established connections to `port` held by each process of a server's tree, most first.
 
