@@ -8,7 +8,7 @@ from one second in, records the scheduler's events for `--trace` seconds (`perf 
 Debian package linux-perf; run as root). Prints one line per busy thread: its role, CPU time,
 how often it was woken, and how long it then waited for a CPU (`perf sched latency`: average
 and worst). Roles: each worker's event loop (its main thread), granian's tokio I/O threads,
-the worker's busiest other thread (granian's native thread that takes the GIL to hand each
+the worker's busiest other thread by CPU in the trace (granian's native thread that takes the GIL to hand each
 request to the loop; py-spy dump shows it with no Python frames), the shipper and wrk.
 
 On the 2-core machine a request crosses three threads of a worker (tokio, the GIL-taking
@@ -37,6 +37,8 @@ from bench import stacks  # noqa: E402
 from bench.load import LECTURE_QUERY, finish_wrk, run_wrk, start_wrk  # noqa: E402
 from bench.servers import is_shipper  # noqa: E402
 
+OTHER = "other thread"
+BUSIEST = "busiest other thread"  # granian's GIL-taking thread
 # `perf sched latency -p` lines: "  comm:tid | runtime ms | switches | avg: x ms | max: y ms | ..."
 _LINE = re.compile(
     r"^\s*(?P<comm>.+?):(?P<tid>\d+)\s*\|\s*(?P<run>[\d.]+) ms\s*\|\s*(?P<switches>\d+)\s*\|"
@@ -65,8 +67,22 @@ def parse_latency(report: str) -> dict[int, Waits]:
     return out
 
 
+def busiest_others(threads: dict[int, str], waits: dict[int, Waits]) -> dict[int, str]:
+    """The roles with each worker's busiest other thread, by CPU in the trace, named as such."""
+    busiest: dict[str, int] = {}
+    for tid, role in threads.items():
+        if role.endswith(OTHER) and tid in waits:
+            best = busiest.get(role)
+            if best is None or waits[tid].cpu_ms > waits[best].cpu_ms:
+                busiest[role] = tid
+    return {
+        tid: role.replace(OTHER, BUSIEST) if busiest.get(role) == tid else role
+        for tid, role in threads.items()
+    }
+
+
 def roles(server_pid: int, wrk_pid: int) -> dict[int, str]:
-    """Thread id -> role, for the server's threads and wrk's."""
+    """Thread id -> role, for the server's threads and wrk's (see busiest_others)."""
     out: dict[int, str] = {}
     n = 0
     for proc in psutil.Process(server_pid).children():
@@ -75,7 +91,6 @@ def roles(server_pid: int, wrk_pid: int) -> dict[int, str]:
                 out[t.id] = "shipper"
             continue
         n += 1
-        others = []
         for t in proc.threads():
             comm = Path(f"/proc/{proc.pid}/task/{t.id}/comm").read_text().strip()
             if t.id == proc.pid:
@@ -83,9 +98,7 @@ def roles(server_pid: int, wrk_pid: int) -> dict[int, str]:
             elif comm == "tokio-rt-worker":
                 out[t.id] = f"worker {n}: granian tokio I/O"
             else:
-                others.append((t.user_time + t.system_time, t.id))
-        for rank, (_, tid) in enumerate(sorted(others, reverse=True)):
-            out[tid] = f"worker {n}: " + ("busiest other thread" if rank == 0 else "other thread")
+                out[t.id] = f"worker {n}: {OTHER}"
     for t in psutil.Process(wrk_pid).threads():
         out[t.id] = "wrk"
     return out
@@ -124,6 +137,7 @@ def main() -> int:
             timeout=120,
         ).stdout
     waits = parse_latency(report)
+    threads = busiest_others(threads, waits)
     rows = sorted((threads[tid], w) for tid, w in waits.items() if tid in threads)
     print(
         f"c=64: {load.rps:,.0f} req/s, p50 {load.p50_ms:.2f} ms, p99 {load.p99_ms:.2f} ms, "

@@ -12,7 +12,7 @@ import pytest
 from bench.load import EXPECTED_BODY, LoadResult, WrkError, parse_wrk_output, wrk_command
 from bench.report import CEILING, LECTURE, SYNC_LOG, TABSERVE, Point, Results, bars, render
 from bench.rows import RowsResult
-from bench.sched_delay import Waits, parse_latency
+from bench.sched_delay import Waits, busiest_others, parse_latency
 from bench.servers import Memory, connections
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "bench"
@@ -163,3 +163,21 @@ def test_reads_each_threads_wake_up_delay_from_perf_sched() -> None:
     assert waits[25490] == Waits(167.861, 1374, 1.108, 6.667)
     assert waits[25471] == Waits(1508.243, 4821, 0.150, 7.160)
     assert len(waits) == 8  # one per thread line; the header and rules are not threads
+
+
+def test_the_busiest_other_thread_is_named_by_its_cpu_in_the_trace() -> None:
+    waits = parse_latency((DATA / "perf-sched-latency.txt").read_text(encoding="utf-8"))
+    threads = {
+        25471: "worker 1: event loop",
+        25477: "worker 1: other thread",
+        25484: "worker 1: other thread",
+        25479: "worker 2: other thread",
+        25490: "worker 2: other thread",
+    }
+    assert busiest_others(threads, waits) == {
+        25471: "worker 1: event loop",
+        25477: "worker 1: other thread",
+        25484: "worker 1: busiest other thread",
+        25479: "worker 2: other thread",
+        25490: "worker 2: busiest other thread",
+    }
