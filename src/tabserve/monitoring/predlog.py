@@ -121,10 +121,9 @@ class PredictionLog:
         if writer is None:
             writer = self._writers[key] = records.RowWriter(manifest)
             self._manifests.append(manifest)  # saved beside the spool by the writer thread
-        proba = None if prediction.proba is None else prediction.proba.tolist()
-        labels = prediction.labels.tolist()
-        values = rows.tolist()
-        if len(values) <= records.PREPARED_ROWS:
+        if len(rows) <= records.PREPARED_ROWS:
+            values = rows.tolist()
+            proba = prediction.proba
             self._rows += writer.rows(
                 request_id,
                 client_request_id,
@@ -132,27 +131,24 @@ class PredictionLog:
                 role,
                 latency,
                 values,
-                labels,
-                proba,
+                prediction.labels.tolist(),
+                None if proba is None else proba.tolist(),
                 self.hash_features,
             )
             if role == "live" and not self.hash_features:
                 self._add_drift(manifest, rows, values)
         else:
             self._requests.append(
-                records.encode_record(
-                    records.RequestRecord(
-                        request_id,
-                        client_request_id,
-                        time.time(),
-                        manifest.name,
-                        manifest.version,
-                        role,
-                        latency,
-                        [records.hash_row(v) for v in values] if self.hash_features else values,
-                        labels,
-                        proba,
-                    )
+                records.request_record(
+                    manifest,
+                    request_id,
+                    client_request_id,
+                    time.time(),
+                    role,
+                    latency,
+                    rows,
+                    prediction,
+                    self.hash_features,
                 )
             )
         self._buffer_rows += len(rows)

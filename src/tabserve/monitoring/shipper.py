@@ -129,7 +129,7 @@ class Shipper:
                     manifest is not None
                     and rec.role == "live"
                     and rec.inputs
-                    and not isinstance(rec.inputs[0], str)
+                    and (isinstance(rec.inputs, bytes) or not isinstance(rec.inputs[0], str))
                 ):
                     live.add(manifest, rec.inputs)
             if len(rows) >= self.batch_rows:

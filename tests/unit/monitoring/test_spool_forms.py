@@ -149,3 +149,42 @@ def test_a_spool_of_the_older_form_still_ships(settings: Settings, manifest: Man
         ("old-2", 1, "c", "toy", 1, "live", '{"x1":3.0,"x2":4.0}', '{"label":"b"}', 4.0),
     ]  # fmt: skip
     assert shipper.drift.psi("toy")
+
+
+def ship_frame(home: Path, manifest: Manifest, record: msgspec.Raw) -> Shipper:
+    """Spool one frame holding one request record, and ship it."""
+    folder = spool.spool_dir(home)
+    records.save_manifest(folder, manifest)
+    writer = spool.SpoolWriter(folder)
+    writer.append(records.encode_frame([], [], [record]))
+    writer.close_segment()
+    shipper = Shipper(Settings.model_validate({"home": home}))
+    shipper.run_once()
+    return shipper
+
+
+def test_request_records_carry_float64_as_bytes_and_lists_still_ship(tmp_path: Path) -> None:
+    # A large numeric request spools its inputs and probabilities as float64 bytes; a record of
+    # the form before (lists), still in a spool after an upgrade, stores the very same rows.
+    manifest = make_manifest()
+    rows = np.array([[1 / 3, -0.0], [1e-300, 7.7], [2.5, 1e300]])
+    proba = np.array([[0.1 + 0.2, 0.7], [1.0, 0.0], [1 / 3, 2 / 3]])
+    prediction = Prediction(np.array(["a", "b", "a"], dtype=object), proba)
+    now = time.time()
+    raw = records.request_record(manifest, "r", "c", now, "live", 0.01, rows, prediction, False)
+    record = records.decode_frame(records.encode_frame([], [], [raw]))[2][0]
+    assert isinstance(record.inputs, bytes) and isinstance(record.proba, bytes)
+    as_lists = record._replace(inputs=rows.tolist(), proba=proba.tolist())
+    from_bytes = ship_frame(tmp_path / "bytes", manifest, raw)
+    from_lists = ship_frame(
+        tmp_path / "lists", manifest, msgspec.Raw(msgspec.msgpack.encode(as_lists))
+    )
+    assert stored(tmp_path / "bytes") == stored(tmp_path / "lists") == [
+        ("r", 0, "c", "toy", 1, "live", '{"x1":0.3333333333333333,"x2":-0.0}',
+         '{"label":"a","proba":[0.30000000000000004,0.7]}', 10.0),
+        ("r", 1, "c", "toy", 1, "live", '{"x1":1e-300,"x2":7.7}',
+         '{"label":"b","proba":[1.0,0.0]}', 10.0),
+        ("r", 2, "c", "toy", 1, "live", '{"x1":2.5,"x2":1e300}',
+         '{"label":"a","proba":[0.3333333333333333,0.6666666666666666]}', 10.0),
+    ]  # fmt: skip
+    assert from_bytes.drift.psi("toy") == from_lists.drift.psi("toy") != []
