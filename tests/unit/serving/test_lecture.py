@@ -9,6 +9,7 @@ import pytest
 
 from tabserve.serving.protocols import lecture
 from tabserve.serving.validation import Schema
+from tabserve.types import Prediction
 
 ROW = [[7.7, 3.0, 6.1, 2.3]]
 
@@ -45,3 +46,17 @@ def test_refusals_keep_the_lecture_format(schema: Schema, query: bytes, body: st
     with pytest.raises(lecture.LectureError) as refused:
         lecture.decode(schema, query)
     assert body in refused.value.body.decode() and refused.value.body.endswith(b'"\n')
+
+
+def test_each_label_is_answered_as_jsonify_writes_it() -> None:
+    # Labels of every kind, string ones twice (the second from the answers kept per label),
+    # among numbers that compare equal to each other but print differently.
+    labels = [np.str_("1"), np.float64(1.0), np.int64(1), np.True_, np.float64(-0.0),
+              np.float64(0.0), np.str_("1"), "café", "café", np.str_('a"b')]  # fmt: skip
+    bodies = [lecture.encode(Prediction(np.array([label], dtype=object), None)) for label in labels]
+    assert bodies == [
+        b'{"prediction":"1"}\n', b'{"prediction":"1.0"}\n', b'{"prediction":"1"}\n',
+        b'{"prediction":"True"}\n', b'{"prediction":"-0.0"}\n', b'{"prediction":"0.0"}\n',
+        b'{"prediction":"1"}\n', '{"prediction":"café"}\n'.encode(),
+        '{"prediction":"café"}\n'.encode(), b'{"prediction":"a\\"b"}\n',
+    ]  # fmt: skip

@@ -125,8 +125,24 @@ def decode(schema: Schema, query: bytes) -> np.ndarray:
     return out
 
 
+_BODIES: dict[str, bytes] = {}  # a string label -> its answer (a classifier has few labels)
+_MAX_BODIES = 256
+
+
 def encode(prediction: Prediction) -> bytes:
     """`{"prediction":"<label>"}` and a newline, exactly as jsonify writes it."""
     label = prediction.labels[0]
-    text = str(label.item() if isinstance(label, np.generic) else label)
+    # Only string labels are kept: numbers that compare equal can print differently (1, 1.0,
+    # True; 0.0 and -0.0).
+    if type(label) is np.str_ or type(label) is str:
+        body = _BODIES.get(label)
+        if body is None:
+            body = _body(str(label))
+            if len(_BODIES) < _MAX_BODIES:
+                _BODIES[label] = body
+        return body
+    return _body(str(label.item() if isinstance(label, np.generic) else label))
+
+
+def _body(text: str) -> bytes:
     return b'{"prediction":' + msgspec.json.encode(text) + b"}\n"
