@@ -7,8 +7,9 @@ channels, each its own TCP connection (local subchannel pool), so SO_REUSEPORT s
 over the workers as separate HTTP clients would be. The result is a `bench.load.LoadResult`,
 the same record wrk's points produce, so `report.py` can print it as a row.
 
-The client is Python in one process: at high concurrency it may bound the figure before the
-server does; the row says gRPC through grpc.aio, not the server's ceiling.
+The client is Python in one process, and it takes one of the two cores: `ceiling, grpc.aio`
+(grpc_ceiling.py, a servicer that answers a constant) is driven by this same client, so the
+two rows compare servers under the same load.
 
     .venv/bin/python bench/grpc_load.py --target 127.0.0.1:9001 --duration 4
 """
@@ -89,6 +90,18 @@ async def _caller(
         if label != EXPECTED_LABEL:
             tally.wrong += 1
             tally.first_bad = tally.first_bad or f"predict = {label!r}"
+
+
+def server_ready(target: str, timeout_s: float = 1.0) -> bool:
+    """Whether a gRPC server answers ServerReady with ready at `target` (one bounded call)."""
+    with grpc.insecure_channel(target) as channel:
+        try:
+            answer = GRPCInferenceServiceStub(channel).ServerReady(
+                pb.ServerReadyRequest(), timeout=timeout_s
+            )
+        except grpc.RpcError:
+            return False
+    return bool(answer.ready)
 
 
 async def wait_ready(target: str, timeout_s: float = 60.0) -> None:

@@ -15,6 +15,8 @@ TABSERVE = "tabserve"
 LECTURE = "lecture"
 CEILING = "ceiling"
 CEILING_GRANIAN = "ceiling, granian"  # the same constant on tabserve's own HTTP server
+TABSERVE_GRPC = "tabserve gRPC"
+CEILING_GRPC = "ceiling, grpc.aio"  # a constant-answer gRPC servicer: the gRPC rows' ceiling
 SYNC_LOG = "tabserve, log sync"
 NO_LOG = "tabserve, log off"
 
@@ -176,7 +178,8 @@ def points_table(results: Results) -> str:
         is_tabserve = p.server in (TABSERVE, SYNC_LOG, NO_LOG)
         c = p.load.concurrency
         vs_l = _ratio(p, results.point(LECTURE, c)) if is_tabserve else None
-        vs_c = _ratio(p, results.point(CEILING, c)) if is_tabserve else None
+        ceiling = {TABSERVE_GRPC: CEILING_GRPC}.get(p.server, CEILING if is_tabserve else None)
+        vs_c = _ratio(p, results.point(ceiling, c)) if ceiling else None
         lines.append(
             f"| {p.server} | {c} | {p.load.rps:,.0f} | {p.load.p50_ms:.2f} | {p.load.p99_ms:.2f} "
             f"| {p.load.errors} | {_fmt(m.rss_total if m else None, '.0f')} | {_fmt(m.pss_total if m else None, '.0f')} "
@@ -214,7 +217,10 @@ def render(results: Results) -> str:
         *(f"- {k}: {v}" for k, v in results.versions.items()),
         "\n## Lecture GET endpoint\n",
         "`GET /?sepal_length=7.7&sepal_width=3.0&petal_length=6.1&petal_width=2.3`. "
-        "errors = non-2xx + wrong bodies + socket errors. Memory is measured right after each point.\n",
+        "errors = non-2xx + wrong bodies + socket errors. Memory is measured right after each point. "
+        f"The gRPC rows (`{TABSERVE_GRPC}`, `{CEILING_GRPC}`) send the same flower as "
+        "tritonclient does, from grpc.aio callers in one Python process instead of wrk; "
+        f"their tabserve/ceiling is against `{CEILING_GRPC}`.\n",
         points_table(results),
         "\n## Other figures\n",
     ]

@@ -31,14 +31,16 @@ if sys.path[0] == str(Path(__file__).resolve().parent):
 import psutil  # noqa: E402
 
 from bench import grpc_load, pyspy, rows, stacks  # noqa: E402
-from bench.load import LECTURE_QUERY, finish_wrk, run_wrk, start_wrk  # noqa: E402
+from bench.load import LECTURE_QUERY, LoadResult, finish_wrk, run_wrk, start_wrk  # noqa: E402
 from bench.report import (  # noqa: E402
     CEILING,
     CEILING_GRANIAN,
+    CEILING_GRPC,
     LECTURE,
     NO_LOG,
     SYNC_LOG,
     TABSERVE,
+    TABSERVE_GRPC,
     Point,
     Results,
     render,
@@ -107,6 +109,15 @@ def warmup_s(duration: float) -> float:
     return min(2.0, duration / 2)
 
 
+def print_point(label: str, load: LoadResult) -> None:
+    """One progress line per point."""
+    print(
+        f"  {label:<20} c={load.concurrency:<3} {load.rps:>10,.0f} req/s  "
+        f"p50 {load.p50_ms:.2f} ms  p99 {load.p99_ms:.2f} ms  errors {load.errors}",
+        flush=True,
+    )
+
+
 def drive(
     results: Results, label: str, server: Server, duration: float, levels: tuple[int, ...]
 ) -> None:
@@ -124,11 +135,7 @@ def drive(
             results.notes.append(f"{label} died during the c={c} point; see {server.log}")
             return
         results.points.append(Point(label, load, tree_memory(server.pid), held))
-        print(
-            f"  {label:<20} c={c:<3} {load.rps:>10,.0f} req/s  p50 {load.p50_ms:.2f} ms  "
-            f"p99 {load.p99_ms:.2f} ms  errors {load.errors}",
-            flush=True,
-        )
+        print_point(label, load)
         if load.errors and load.first_bad:
             results.notes.append(f"{label} c={c}: first wrong answer: {load.first_bad!r}")
 
@@ -164,12 +171,27 @@ def bench_lecture(results: Results, work: Path, logs: Path, duration: float) -> 
 
 
 def bench_ceiling(results: Results, logs: Path, duration: float) -> None:
-    """The constant-answer raw ASGI app on uvicorn, 1 worker; then on granian, for reference."""
+    """The constant-answer raw ASGI app on uvicorn, 1 worker; then on granian, for reference;
+    then the constant-answer gRPC servicer, the gRPC rows' ceiling."""
     with stacks.ceiling(logs) as server:
         results.cold_start_s[CEILING] = server.cold_start_s or 0.0
         drive(results, CEILING, server, duration, CONCURRENCY)
     with stacks.ceiling_granian(logs) as server:
         drive(results, CEILING_GRANIAN, server, duration, CONCURRENCY)
+    with stacks.grpc_ceiling(logs) as server:
+        drive_grpc(results, CEILING_GRPC, server, server.port, duration)
+
+
+def drive_grpc(
+    results: Results, label: str, server: Server, grpc_port: int, duration: float
+) -> None:
+    """The gRPC points (grpc_load.py); a failure is noted, the other rows still count."""
+    try:
+        for load in grpc_load.run(f"127.0.0.1:{grpc_port}", duration):
+            results.points.append(Point(label, load, tree_memory(server.pid)))
+            print_point(label, load)
+    except Exception as error:
+        results.notes.append(f"{label}: {type(error).__name__}: {error}")
 
 
 def bench_tabserve(
@@ -185,11 +207,7 @@ def bench_tabserve(
     with stacks.tabserve_server(tabserve, home, logs, grpc_port=grpc_port) as server:
         results.cold_start_s[TABSERVE] = server.cold_start_s or 0.0
         drive(results, TABSERVE, server, duration, CONCURRENCY)
-        try:
-            for load in grpc_load.run(f"127.0.0.1:{grpc_port}", duration):
-                results.points.append(Point("tabserve gRPC", load, tree_memory(server.pid)))
-        except Exception as error:  # a failed gRPC row is noted, the HTTP rows still count
-            results.notes.append(f"gRPC load: {type(error).__name__}: {error}")
+        drive_grpc(results, TABSERVE_GRPC, server, grpc_port, duration)
         if profile:
             profile_point(results, server, max(CONCURRENCY), duration, profile_to)
         try:

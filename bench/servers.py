@@ -14,7 +14,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -146,11 +146,13 @@ class Server:
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
         log: Path,
+        ready: Callable[[], bool] | None = None,
     ) -> None:
         self.name = name
         self.argv = list(argv)
         self.port = port
         self.ready_path = ready_path
+        self.ready = ready  # instead of a GET of ready_path (a server that speaks no HTTP)
         self.env = clean_env(env or {})
         self.cwd = cwd
         self.log = log
@@ -170,7 +172,7 @@ class Server:
         return self.proc.pid
 
     def start(self) -> None:
-        """Start the process and wait (bounded) until `ready_path` answers 200."""
+        """Start the process and wait (bounded) until `ready_path` answers 200 (or `ready()`)."""
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("wb") as log:
             started = time.perf_counter()
@@ -198,7 +200,11 @@ class Server:
                     f"{self.name} exited with {self.proc.returncode} before it was ready; "
                     f"see {self.log}:\n{self.tail()}"
                 )
-            if http_status(self.url + self.ready_path, timeout=1.0) == 200:
+            if (
+                self.ready()
+                if self.ready is not None
+                else http_status(self.url + self.ready_path, timeout=1.0) == 200
+            ):
                 self.cold_start_s = time.perf_counter() - started
                 return
             time.sleep(0.01)

@@ -1,7 +1,8 @@
 """The three stacks the bench compares, each as a `Server` ready to start.
 
 - lecture: the lecture's Flask app on gunicorn, 3 sync workers, serving its own pickle;
-- ceiling: a constant-answer raw ASGI app on uvicorn (uvloop + httptools), 1 worker;
+- ceiling: a constant-answer raw ASGI app on uvicorn (uvloop + httptools), 1 worker; the same
+  app on granian, and a constant-answer grpc.aio servicer, for reference;
 - tabserve: `tabserve train` then `tabserve serve`, exactly as the README runs them.
 """
 
@@ -11,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench import grpc_load
 from bench.servers import Server, clean_env, free_port
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -111,6 +113,21 @@ def ceiling_granian(logs: Path) -> Server:
         "ceiling:app",
     ]
     return Server("ceiling-granian", argv, port, "/", log=logs / "ceiling-granian.log")
+
+
+def grpc_ceiling(logs: Path) -> Server:
+    """The constant-answer grpc.aio servicer (grpc_ceiling.py), 1 process, uvloop."""
+    port = free_port()
+    target = f"127.0.0.1:{port}"
+    argv = [sys.executable, str(BENCH_DIR / "grpc_ceiling.py"), "--port", str(port)]
+    return Server(
+        "ceiling-grpc",
+        argv,
+        port,
+        "",
+        log=logs / "ceiling-grpc.log",
+        ready=lambda: grpc_load.server_ready(target),
+    )
 
 
 def train_tabserve(tabserve: Path, home: Path, logs: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import subprocess
 import sys
@@ -9,8 +10,20 @@ import time
 from pathlib import Path
 
 import pytest
+from bench import grpc_load, stacks
 from bench.load import EXPECTED_BODY, LoadResult, WrkError, parse_wrk_output, wrk_command
-from bench.report import CEILING, LECTURE, SYNC_LOG, TABSERVE, Point, Results, bars, render
+from bench.report import (
+    CEILING,
+    CEILING_GRPC,
+    LECTURE,
+    SYNC_LOG,
+    TABSERVE,
+    TABSERVE_GRPC,
+    Point,
+    Results,
+    bars,
+    render,
+)
 from bench.rows import RowsResult
 from bench.sched_delay import Waits, busiest_others, parse_latency
 from bench.servers import Memory, connections
@@ -92,6 +105,8 @@ def test_table_has_ratios_and_the_bar() -> None:
             point(TABSERVE, 1, 5000, 0.2, 0.5, 80),
             point(TABSERVE, 64, 26000, 2.4, 4.0, 80, held=[37, 27]),
             point(SYNC_LOG, 64, 13000, 4.8, 9.0, 80),
+            point(CEILING_GRPC, 64, 4000, 15, 30, 40),
+            point(TABSERVE_GRPC, 64, 3000, 20, 60, 80),
         ],
         cold_start_s={TABSERVE: 1.2, LECTURE: 2.6},
         rows_server=RowsResult(10_000, 5, 0.01),
@@ -104,6 +119,15 @@ def test_table_has_ratios_and_the_bar() -> None:
         in text
     )
     assert "| lecture | 64 | 1,300 | 50.00 | 60.00 | 0 | 188 | 250 | 125, 125 | - |  |  |" in text
+    # gRPC is compared with the gRPC ceiling, not the HTTP one, and never with the lecture.
+    assert (
+        "| tabserve gRPC | 64 | 3,000 | 20.00 | 60.00 | 0 | 120 | 160 | 80, 80 | - |  | 75% |"
+        in text
+    )
+    assert (
+        "| ceiling, grpc.aio | 64 | 4,000 | 15.00 | 30.00 | 0 | 60 | 80 | 40, 40 | - |  |  |"
+        in text
+    )
     assert "50% of the default's" in text
     assert "| c=64 req/s vs the lecture stack | >= 15x | 20.0x | pass |" in text
     assert "| 10,000-row V2 request vs the in-process runtime | >= 50% | 40% | FAIL |" in text
@@ -181,3 +205,15 @@ def test_the_busiest_other_thread_is_named_by_its_cpu_in_the_trace() -> None:
         25479: "worker 2: other thread",
         25490: "worker 2: busiest other thread",
     }
+
+
+def test_the_grpc_ceiling_answers_the_flower_as_tabserve_does(tmp_path: Path) -> None:
+    # The gRPC rows' ceiling must pass the same check as tabserve's gRPC answers (class 2),
+    # or its row would count every answer as an error.
+    with stacks.grpc_ceiling(tmp_path) as server:
+        target = f"127.0.0.1:{server.port}"
+        assert grpc_load.server_ready(target)
+        load = asyncio.run(grpc_load.run_point(target, 4, 0.5, max_requests=200))
+    assert load.requests > 0
+    assert (load.errors, load.first_bad) == (0, "")
+    assert not grpc_load.server_ready(target, timeout_s=0.5)  # stopped with the block
