@@ -268,7 +268,8 @@ def explode(record: RequestRecord, names: list[str] | None) -> list[LogRow]:
     else:
         proba = record_rows(record.proba, n)
         outputs = [encode(_Output(a, b)).decode() for a, b in zip(labels, proba, strict=True)]
-    rid, cid, ts, model, version, role = record[:6]
+    rid, cid, ts = record.request_id, record.client_request_id, record.ts
+    model, version, role = record.model, record.version, record.role
     latency_ms = record.latency_s * 1000.0
     return [
         LogRow(rid, i, cid, ts, model, version, role, text, output, latency_ms)
