@@ -19,6 +19,8 @@ TABSERVE_GRPC = "tabserve gRPC"
 CEILING_GRPC = "ceiling, grpc.aio"  # a constant-answer gRPC servicer: the gRPC rows' ceiling
 SYNC_LOG = "tabserve, log sync"
 NO_LOG = "tabserve, log off"
+# Each tabserve row's ceiling, for its tabserve/ceiling column.
+CEILING_OF = {TABSERVE: CEILING, SYNC_LOG: CEILING, NO_LOG: CEILING, TABSERVE_GRPC: CEILING_GRPC}
 
 
 @dataclass(frozen=True)
@@ -178,7 +180,7 @@ def points_table(results: Results) -> str:
         is_tabserve = p.server in (TABSERVE, SYNC_LOG, NO_LOG)
         c = p.load.concurrency
         vs_l = _ratio(p, results.point(LECTURE, c)) if is_tabserve else None
-        ceiling = {TABSERVE_GRPC: CEILING_GRPC}.get(p.server, CEILING if is_tabserve else None)
+        ceiling = CEILING_OF.get(p.server)
         vs_c = _ratio(p, results.point(ceiling, c)) if ceiling else None
         lines.append(
             f"| {p.server} | {c} | {p.load.rps:,.0f} | {p.load.p50_ms:.2f} | {p.load.p99_ms:.2f} "

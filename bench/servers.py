@@ -152,7 +152,8 @@ class Server:
         self.argv = list(argv)
         self.port = port
         self.ready_path = ready_path
-        self.ready = ready  # instead of a GET of ready_path (a server that speaks no HTTP)
+        # Ready when ready_path answers 200, or when `ready()` says so (a server without HTTP).
+        self.ready = ready if ready is not None else self._http_ready
         self.env = clean_env(env or {})
         self.cwd = cwd
         self.log = log
@@ -170,6 +171,9 @@ class Server:
         if self.proc is None:
             raise ServerError(f"{self.name} is not running")
         return self.proc.pid
+
+    def _http_ready(self) -> bool:
+        return http_status(self.url + self.ready_path, timeout=1.0) == 200
 
     def start(self) -> None:
         """Start the process and wait (bounded) until `ready_path` answers 200 (or `ready()`)."""
@@ -200,11 +204,7 @@ class Server:
                     f"{self.name} exited with {self.proc.returncode} before it was ready; "
                     f"see {self.log}:\n{self.tail()}"
                 )
-            if (
-                self.ready()
-                if self.ready is not None
-                else http_status(self.url + self.ready_path, timeout=1.0) == 200
-            ):
+            if self.ready():
                 self.cold_start_s = time.perf_counter() - started
                 return
             time.sleep(0.01)

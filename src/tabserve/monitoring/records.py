@@ -176,10 +176,10 @@ class RowWriter:
         return out
 
 
-def _float64_bytes(values: np.ndarray) -> bytes | None:
-    """A float64 matrix's bytes, row-major; None for other arrays (object rows, int labels)."""
+def _matrix_form(values: np.ndarray) -> list[Any] | bytes:
+    """A float64 matrix as its bytes, row-major; any other array (object rows) as lists."""
     if values.dtype != np.float64 or values.ndim != 2:
-        return None
+        return values.tolist()  # type: ignore[no-any-return]
     return np.ascontiguousarray(values).tobytes()
 
 
@@ -195,18 +195,8 @@ def request_record(
     hashed: bool,
 ) -> msgspec.Raw:
     """One request's record, encoded (the form of requests over PREPARED_ROWS rows)."""
-    inputs: list[Any] | bytes | None
-    if hashed:
-        inputs = [hash_row(v) for v in rows.tolist()]
-    else:
-        inputs = _float64_bytes(rows)
-        if inputs is None:
-            inputs = rows.tolist()
-    proba: list[list[float]] | bytes | None = None
-    if prediction.proba is not None:
-        proba = _float64_bytes(prediction.proba)
-        if proba is None:
-            proba = prediction.proba.tolist()
+    inputs = [hash_row(v) for v in rows.tolist()] if hashed else _matrix_form(rows)
+    proba = None if prediction.proba is None else _matrix_form(prediction.proba)
     record = RequestRecord(
         request_id,
         client_request_id,
@@ -223,7 +213,8 @@ def request_record(
 
 
 def record_rows(values: list[Any] | bytes, n: int) -> list[Any]:
-    """A record's per-row inputs (or probabilities) as lists, from either form."""
+    """A record's per-row inputs (or probabilities) as lists, from either form (the inverse of
+    _matrix_form for n rows)."""
     if not isinstance(values, bytes):
         return values
     if n == 0:
@@ -262,12 +253,12 @@ def explode(record: RequestRecord, names: list[str] | None) -> list[LogRow]:
     inputs = record_rows(record.inputs, n)
     if len(inputs) != n:
         raise ValueError("a request record holds as many outputs as input rows")
-    encode, labels = _json.encode, record.outputs
+    labels = record.outputs
     if record.proba is None:
-        outputs = [encode(_Label(label)).decode() for label in labels]
+        outputs = [output_json(label, None) for label in labels]
     else:
         proba = record_rows(record.proba, n)
-        outputs = [encode(_Output(a, b)).decode() for a, b in zip(labels, proba, strict=True)]
+        outputs = [output_json(a, b) for a, b in zip(labels, proba, strict=True)]
     rid, cid, ts = record.request_id, record.client_request_id, record.ts
     model, version, role = record.model, record.version, record.role
     latency_ms = record.latency_s * 1000.0
