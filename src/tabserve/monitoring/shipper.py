@@ -20,8 +20,9 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
+import msgspec
 import numpy as np
 
 from tabserve.errors import DatabaseError, TabserveError
@@ -79,6 +80,17 @@ class _LiveRows:
                 drift.add(manifest, rows[start : start + DRIFT_CHUNK_ROWS])
 
 
+def _checked_width(manifest: Manifest, values: bytes | list[Any]) -> bytes | list[Any]:
+    """Float64 row bytes must hold whole rows of the manifest's features (the drift window
+    reshapes them); raises ValueError otherwise."""
+    if isinstance(values, bytes) and len(values) % (8 * len(manifest.features)):
+        raise ValueError(
+            f"{len(values)} bytes of inputs are not whole rows of "
+            f"{manifest.name} v{manifest.version}'s {len(manifest.features)} features"
+        )
+    return values
+
+
 class Shipper:
     """Ships a spool folder to a sink; `run()` loops until `stop` is set, then drains."""
 
@@ -113,30 +125,33 @@ class Shipper:
         rows: list[records.LogRow] = []
         written = 0
         live = _LiveRows()
+        rejected: list[bytes] = []
+        first_error = ""
         for payload in spool.read_frames(path):
-            prepared, drift, requests = records.decode_frame(payload)
-            rows += prepared
-            for d in drift:
-                manifest = self._manifest(d.model, d.version)
-                if manifest is not None:
-                    live.add(manifest, d.values)
-            for rec in requests:
-                manifest = self._manifest(rec.model, rec.version)
-                names = [f.name for f in manifest.features] if manifest is not None else None
-                rows.extend(records.explode(rec, names))
-                # Hashed rows (str digests) carry no values to measure drift on.
-                if (
-                    manifest is not None
-                    and rec.role == "live"
-                    and rec.inputs
-                    and (isinstance(rec.inputs, bytes) or not isinstance(rec.inputs[0], str))
-                ):
-                    live.add(manifest, rec.inputs)
+            try:
+                frame_rows, frame_live = self._decode(payload)
+            except (msgspec.DecodeError, ValueError, TypeError) as error:
+                first_error = first_error or str(error)
+                rejected.append(payload)
+                continue
+            rows += frame_rows
+            for manifest, values in frame_live:
+                live.add(manifest, values)
             if len(rows) >= self.batch_rows:
                 written += self.sink.write(rows)
                 rows = []
         if rows:
             written += self.sink.write(rows)
+        if rejected:
+            kept = spool.set_aside(self.folder, path, rejected)
+            metrics.count_predlog(rejected_frames=len(rejected))
+            log.error(
+                "prediction log frames cannot be decoded; set aside, the rest of the segment "
+                "shipped; inspect the file, its rows are not in the database",
+                frames=len(rejected),
+                error=first_error,
+                kept=str(kept),
+            )
         # Deleted only after every batch committed: a crash before this re-ships the segment,
         # and the idempotent insert skips the rows already there.
         path.unlink(missing_ok=True)
@@ -144,6 +159,30 @@ class Shipper:
         if written:
             metrics.count_predlog(written=written)
         return written
+
+    def _decode(
+        self, payload: bytes
+    ) -> tuple[list[records.LogRow], list[tuple[Manifest, bytes | list[Any]]]]:
+        """One frame's table rows and its live inputs per manifest; raises if it is corrupt."""
+        rows, drift, requests = records.decode_frame(payload)
+        live: list[tuple[Manifest, bytes | list[Any]]] = []
+        for d in drift:
+            manifest = self._manifest(d.model, d.version)
+            if manifest is not None:
+                live.append((manifest, _checked_width(manifest, d.values)))
+        for rec in requests:
+            manifest = self._manifest(rec.model, rec.version)
+            names = [f.name for f in manifest.features] if manifest is not None else None
+            rows.extend(records.explode(rec, names))
+            # Hashed rows (str digests) carry no values to measure drift on.
+            if (
+                manifest is not None
+                and rec.role == "live"
+                and rec.inputs
+                and (isinstance(rec.inputs, bytes) or not isinstance(rec.inputs[0], str))
+            ):
+                live.append((manifest, _checked_width(manifest, rec.inputs)))
+        return rows, live
 
     def run_once(self) -> int:
         """Ship every closed segment (and those of dead workers); returns rows written."""

@@ -5,7 +5,9 @@ requests), written with one `write` and fsync'd. A segment is closed by renaming
 (after ~1 s or 4 MiB); the shipper ships closed segments and deletes them after the database
 commit. A segment left `.open` by a worker that died is closed by the shipper. A torn last
 frame (a worker killed mid-write) fails its checksum and ends the read: every frame before it
-is intact.
+is intact. A frame whose checksum holds but whose contents cannot be decoded (written by a
+bug, never by a crash) is set aside in `rejected/`, under its segment's name, and the rest of
+the segment ships: one bad frame never stops the log behind it.
 
 No I/O here runs on the event loop: the worker calls `SpoolWriter` from one writer thread.
 """
@@ -27,6 +29,7 @@ OPEN_SUFFIX = ".open"
 CLOSED_SUFFIX = ".seg"
 SEGMENT_BYTES = 4 * 1024 * 1024
 SEGMENT_AGE_S = 1.0
+REJECTED_DIR = "rejected"
 
 
 def spool_dir(home: Path) -> Path:
@@ -51,6 +54,21 @@ def read_frames(path: Path) -> Iterator[bytes]:
             return
         yield payload
         pos = start + length
+
+
+def set_aside(folder: Path, segment: Path, payloads: list[bytes]) -> Path:
+    """Keep frames the shipper cannot decode in `rejected/SEGMENT`; returns that file.
+
+    Written whole (and fsync'd) before the segment is deleted, so shipping the segment again
+    after a crash writes the same file again.
+    """
+    target = folder / REJECTED_DIR / segment.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.open("wb") as handle:
+        handle.write(b"".join(frame(payload) for payload in payloads))
+        handle.flush()
+        os.fsync(handle.fileno())
+    return target
 
 
 class SpoolWriter:

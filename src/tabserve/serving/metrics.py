@@ -83,6 +83,7 @@ PREDLOG_DROPPED: Counter
 PREDLOG_REFUSED: Counter
 PREDLOG_SPOOL_BYTES: Gauge
 PREDLOG_SHIP_ERRORS: Counter
+PREDLOG_REJECTED_FRAMES: Counter
 FEEDBACK_LABELS: Counter
 LIVE_ACCURACY: Gauge
 LIVE_RMSE: Gauge
@@ -113,6 +114,7 @@ def _build() -> None:
     global BATCH_QUEUE_WAIT, MODEL_LOAD_SECONDS, MODEL_READY, VALIDATION_FAILURES, OUT_OF_RANGE
     global MISSING, DRIFT_PSI, PREDLOG_QUEUE_ROWS, PREDLOG_WRITTEN, PREDLOG_SPOOLED
     global PREDLOG_DROPPED, PREDLOG_REFUSED, PREDLOG_SPOOL_BYTES, PREDLOG_SHIP_ERRORS
+    global PREDLOG_REJECTED_FRAMES
     global FEEDBACK_LABELS, LIVE_ACCURACY, LIVE_RMSE, SHADOW_PREDICTIONS, SHADOW_DISAGREEMENTS
     global SHADOW_ERRORS, SHADOW_LATENCY, SHADOW_DROPPED, MODEL_SWAPS, MODEL_SWAP_FAILURES
     # prometheus_client picks mmap'd or in-memory values once, at its import; the master may
@@ -244,6 +246,11 @@ def _build() -> None:
     PREDLOG_SHIP_ERRORS = Counter(
         "tabserve_prediction_log_ship_errors",
         "Failed attempts to ship spooled rows to the database (retried with backoff).",
+        registry=r,
+    )
+    PREDLOG_REJECTED_FRAMES = Counter(
+        "tabserve_prediction_log_rejected_frames",
+        "Spool frames the shipper could not decode, kept in the spool's rejected/ folder.",
         registry=r,
     )
     FEEDBACK_LABELS = Counter(
@@ -651,9 +658,15 @@ def set_predlog_queue(rows: int) -> None:
 
 
 def count_predlog(
-    *, spooled: int = 0, written: int = 0, dropped: int = 0, refused: int = 0
+    *,
+    spooled: int = 0,
+    written: int = 0,
+    dropped: int = 0,
+    refused: int = 0,
+    rejected_frames: int = 0,
 ) -> None:
-    """Prediction-log row counters: spooled (worker), written (shipper), dropped, refused."""
+    """Prediction-log counters: rows spooled (worker), written (shipper), dropped; requests
+    refused; frames rejected (shipper)."""
     if spooled:
         PREDLOG_SPOOLED.inc(spooled)
     if written:
@@ -662,6 +675,8 @@ def count_predlog(
         PREDLOG_DROPPED.inc(dropped)
     if refused:
         PREDLOG_REFUSED.inc(refused)
+    if rejected_frames:
+        PREDLOG_REJECTED_FRAMES.inc(rejected_frames)
 
 
 def count_ship_error() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 import sqlite3
 from pathlib import Path
@@ -11,9 +12,10 @@ import numpy as np
 import pytest
 
 from tabserve.errors import OverloadedError
-from tabserve.monitoring import spool
+from tabserve.monitoring import records, spool
 from tabserve.monitoring.predlog import PredictionLog
 from tabserve.monitoring.shipper import Shipper
+from tabserve.serving import metrics
 from tabserve.settings import Settings
 from tabserve.types import Manifest, Prediction
 
@@ -78,6 +80,43 @@ def test_shipping_a_segment_twice_never_duplicates(settings: Settings, manifest:
     copy.rename(segment)  # the shipper died after the commit but before the delete
     assert shipper.ship_segment(segment) == 0
     assert len(table(settings)) == 30
+
+
+def rejected_frames_total() -> float:
+    body = metrics.render()[0].decode()
+    m = re.search(r"^tabserve_prediction_log_rejected_frames_total (\S+)$", body, re.M)
+    assert m is not None, body
+    return float(m.group(1))
+
+
+def test_an_undecodable_frame_is_set_aside_and_the_rest_ships(
+    settings: Settings, manifest: Manifest
+) -> None:
+    async def main() -> None:
+        log = PredictionLog(settings)
+        await log.start()
+        await record_requests(log, manifest, 10, rows=3)
+        await log.close()
+
+    asyncio.run(main())
+    folder = spool.spool_dir(settings.home)
+    (served,) = spool.closed_segments(folder)
+    good = list(spool.read_frames(served))
+    # Checksums hold (a bug wrote them, not a crash): bytes msgpack never uses, and live
+    # inputs of 3 floats for the toy model's 2 features.
+    garbage = records.FRAME_V2 + b"\xc1"
+    torn_rows = records.encode_frame([], [records.DriftRows("toy", 1, bytes(24))], [])
+    segment = served.with_name(served.name.replace(".seg", "-mixed.seg"))
+    segment.write_bytes(b"".join(spool.frame(p) for p in [garbage, torn_rows, *good]))
+    served.unlink()
+    before = rejected_frames_total()
+
+    assert Shipper(settings).run_once() == 30  # every good frame after the bad ones
+    assert len(table(settings)) == 30
+    assert spool.closed_segments(folder) == []
+    kept = folder / spool.REJECTED_DIR / segment.name
+    assert list(spool.read_frames(kept)) == [garbage, torn_rows]
+    assert rejected_frames_total() == before + 2
 
 
 def test_sync_mode_answers_after_the_rows_are_in_the_spool(
