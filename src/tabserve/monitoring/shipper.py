@@ -83,7 +83,8 @@ class _LiveRows:
 def _checked_width(manifest: Manifest, values: bytes | list[Any]) -> bytes | list[Any]:
     """Float64 row bytes must hold whole rows of the manifest's features (the drift window
     reshapes them); raises ValueError otherwise."""
-    if isinstance(values, bytes) and len(values) % (8 * len(manifest.features)):
+    width = 8 * len(manifest.features)
+    if isinstance(values, bytes) and (not width or len(values) % width):
         raise ValueError(
             f"{len(values)} bytes of inputs are not whole rows of "
             f"{manifest.name} v{manifest.version}'s {len(manifest.features)} features"
