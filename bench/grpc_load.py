@@ -107,17 +107,10 @@ def server_ready(target: str, timeout_s: float = 1.0) -> bool:
 async def wait_ready(target: str, timeout_s: float = 60.0) -> None:
     """Poll ServerReady until every worker that answers says ready (bounded)."""
     deadline = time.perf_counter() + timeout_s
-    async with grpc.aio.insecure_channel(target) as channel:
-        stub = GRPCInferenceServiceStub(channel)
-        while True:
-            try:
-                if (await stub.ServerReady(pb.ServerReadyRequest(), timeout=2)).ready:
-                    return
-            except grpc.aio.AioRpcError:
-                pass
-            if time.perf_counter() > deadline:
-                raise TimeoutError(f"gRPC server at {target} not ready after {timeout_s:.0f} s")
-            await asyncio.sleep(0.1)
+    while not await asyncio.to_thread(server_ready, target, 2.0):
+        if time.perf_counter() > deadline:
+            raise TimeoutError(f"gRPC server at {target} not ready after {timeout_s:.0f} s")
+        await asyncio.sleep(0.1)
 
 
 async def run_point(

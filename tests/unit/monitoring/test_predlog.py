@@ -34,6 +34,18 @@ async def record_requests(
             await result
 
 
+def spool_requests(settings: Settings, manifest: Manifest, n: int, rows: int) -> None:
+    """A worker's log that records n requests and closes: one closed segment to ship."""
+
+    async def main() -> None:
+        log = PredictionLog(settings)
+        await log.start()
+        await record_requests(log, manifest, n, rows=rows)
+        await log.close()
+
+    asyncio.run(main())
+
+
 def table(settings: Settings) -> list[tuple[object, ...]]:
     with sqlite3.connect(settings.home / "predictions.db") as db:
         return db.execute(
@@ -64,13 +76,7 @@ def test_every_recorded_row_is_shipped_once(settings: Settings, manifest: Manife
 
 
 def test_shipping_a_segment_twice_never_duplicates(settings: Settings, manifest: Manifest) -> None:
-    async def main() -> None:
-        log = PredictionLog(settings)
-        await log.start()
-        await record_requests(log, manifest, 10, rows=3)
-        await log.close()
-
-    asyncio.run(main())
+    spool_requests(settings, manifest, 10, rows=3)
     folder = spool.spool_dir(settings.home)
     (segment,) = spool.closed_segments(folder)
     copy = segment.with_name("copy.bin")
@@ -92,13 +98,7 @@ def rejected_frames_total() -> float:
 def test_an_undecodable_frame_is_set_aside_and_the_rest_ships(
     settings: Settings, manifest: Manifest
 ) -> None:
-    async def main() -> None:
-        log = PredictionLog(settings)
-        await log.start()
-        await record_requests(log, manifest, 10, rows=3)
-        await log.close()
-
-    asyncio.run(main())
+    spool_requests(settings, manifest, 10, rows=3)
     folder = spool.spool_dir(settings.home)
     (served,) = spool.closed_segments(folder)
     good = list(spool.read_frames(served))
