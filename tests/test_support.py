@@ -1,8 +1,10 @@
-"""The test harness itself: a throwaway cluster really requires its password."""
+"""The test harness itself: a throwaway cluster really requires its password; the image test
+tells another Docker engine's packages from a machine where it may install docker.io."""
 
 import psycopg
 import pytest
 
+from tests.support.docker import installed_packages
 from tests.support.postgres import Cluster
 
 
@@ -19,3 +21,8 @@ def test_fresh_database_is_empty(postgres_url: str) -> None:
             "select count(*) from information_schema.tables where table_schema = 'public'"
         ).fetchone()
     assert rows == (0,)
+
+
+def test_installed_packages_lists_only_installed_ones() -> None:
+    # dpkg itself is installed on every Debian machine; the other name exists nowhere.
+    assert installed_packages(("dpkg", "tabserve-no-such-package")) == ["dpkg"]

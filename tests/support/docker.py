@@ -2,10 +2,12 @@
 
 Order of preference for the engine:
 1. an engine the Docker client already reaches (`docker info` works): a user's own;
-2. in CI or with TABSERVE_TEST_DOCKER=1: Debian's `docker.io` (installed if missing), started
-   as our own `dockerd` with no bridge, no iptables and no IP forwarding, its state under
-   CACHE_DIR so that the base image (a 50 s debootstrap) is made once per machine;
-3. otherwise the test fails loudly saying it did not run (never a silent skip).
+2. Debian's `docker.io` (installed if missing, as the other system programs of the tests are),
+   started as our own `dockerd` with no bridge, no iptables and no IP forwarding, its state
+   under CACHE_DIR so that the base image (a 50 s debootstrap) is made once per machine;
+3. where another engine's package is installed but its engine does not answer (docker.io
+   would conflict with it), or with TABSERVE_TEST_DOCKER=0, the test fails loudly saying it
+   did not run (never a silent skip). TABSERVE_TEST_DOCKER=1 (and CI) install docker.io anyway.
 
 Containers use `--network host` and loopback ports only; no bridge network is ever created.
 """
@@ -69,12 +71,47 @@ class Engine:
         return self.run("image", "inspect", ref, check=False, timeout=30).returncode == 0
 
 
-def _wanted() -> bool:
-    return bool(os.environ.get("CI")) or os.environ.get("TABSERVE_TEST_DOCKER") == "1"
+# Packages of other Docker engines: Debian's docker.io conflicts with them.
+OTHER_ENGINES = ("docker-ce", "containerd.io", "moby-engine")
+
+
+def installed_packages(names: tuple[str, ...]) -> list[str]:
+    """Those of these Debian packages that are installed (none where dpkg is missing)."""
+    if shutil.which("dpkg-query") is None:
+        return []
+    result = subprocess.run(
+        ["dpkg-query", "-W", "-f=${Package} ${db:Status-Status}\n", *names],
+        capture_output=True,
+        text=True,
+        check=False,  # 1 when some name is unknown: the others are still listed
+    )
+    return [line.split()[0] for line in result.stdout.splitlines() if line.endswith(" installed")]
+
+
+def _refusal() -> str | None:
+    """Why the test must not install and start its own engine here, or None when it may."""
+    wanted = os.environ.get("TABSERVE_TEST_DOCKER")
+    if os.environ.get("CI") or wanted == "1":
+        return None
+    if wanted == "0":
+        return "TABSERVE_TEST_DOCKER=0 forbids installing Debian's docker.io. Start an engine"
+    if shutil.which("apt-get") is None:
+        return "this is not a Debian machine (no apt-get) to install docker.io on. Start an engine"
+    other = installed_packages(OTHER_ENGINES)
+    if other:
+        return (
+            f"{', '.join(other)} is installed, and Debian's docker.io would replace it. Start "
+            "its engine, or set TABSERVE_TEST_DOCKER=1 to install docker.io anyway"
+        )
+    return None
+
+
+def _sudo() -> list[str]:
+    return [] if os.geteuid() == 0 else ["sudo"]
 
 
 def _apt_install(*packages: str) -> None:
-    sudo = [] if os.geteuid() == 0 else ["sudo"]
+    sudo = _sudo()
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     subprocess.run([*sudo, "apt-get", "update", "-qq"], check=True, capture_output=True, env=env)
     subprocess.run(
@@ -96,6 +133,13 @@ def ensure_debian_packages() -> None:
     missing = [pkg for pkg, path in needed.items() if not path.exists()]
     if missing:
         _apt_install(*missing)
+        # Debian starts its own engine (with a bridge) and registry on install, where an init
+        # system runs; the tests start their own, on a private socket and a free port.
+        if shutil.which("service") is not None:
+            for service in ("docker", "docker-registry"):
+                subprocess.run(
+                    [*_sudo(), "service", service, "stop"], capture_output=True, check=False
+                )
 
 
 @contextlib.contextmanager
@@ -185,11 +229,11 @@ def engine() -> Engine:
     existing = Engine(client, {**os.environ, "DOCKER_BUILDKIT": "1"})
     if existing.works():
         return existing
-    if not _wanted():
+    refusal = _refusal()
+    if refusal is not None:
         raise DockerUnavailable(
-            "THE DOCKER IMAGE TEST DID NOT RUN: no Docker engine answers `docker info`. Start "
-            "one, or set TABSERVE_TEST_DOCKER=1 to let the test install Debian's docker.io "
-            "(it conflicts with Docker CE) and start its own engine."
+            "THE DOCKER IMAGE TEST DID NOT RUN: no Docker engine answers `docker info`, and "
+            f"{refusal}."
         )
     ensure_debian_packages()
     with _locked("engine"):
