@@ -432,7 +432,12 @@ def serve(
     ] = None,
     host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
-    workers: Annotated[int | None, typer.Option(help="Worker processes (default: cores).")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="Worker processes (default: the usable cores; a container's CPU limit counts)."
+        ),
+    ] = None,
     request_timeout: Annotated[
         float | None, typer.Option(help="Seconds before a request answers 504.")
     ] = None,

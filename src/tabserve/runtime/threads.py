@@ -1,5 +1,8 @@
 """Per-worker thread limits, so that workers x threads <= cores on a small machine.
 
+How many threads a worker may use is `Settings.intra_op_threads()` (the usable cores, a
+container's CPU limit included, shared among the workers).
+
 BLAS and OpenMP size their pools when first imported, so `limit_env` must run in a worker
 before numpy or scikit-learn load; `limit_pools` caps pools already loaded (threadpoolctl).
 ONNX Runtime takes its own `intra_op_num_threads` (see `runtime.onnx`).
@@ -26,11 +29,3 @@ def limit_pools(threads: int) -> Any:
     from threadpoolctl import threadpool_limits
 
     return threadpool_limits(limits=max(1, threads))
-
-
-def worker_threads(workers: int, cores: int | None = None, configured: int | None = None) -> int:
-    """Threads one worker may use: the configured number, else cores // workers (at least 1)."""
-    if configured is not None:
-        return max(1, configured)
-    available = cores if cores is not None else len(os.sched_getaffinity(0))
-    return max(1, available // max(1, workers))
