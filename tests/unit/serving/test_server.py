@@ -13,6 +13,7 @@ from tests.support.net import free_port
 
 from tabserve.errors import UsageError
 from tabserve.serving import server
+from tabserve.settings import usable_cores
 
 
 def test_a_taken_port_fails_before_forking_and_says_what_to_do() -> None:
@@ -47,6 +48,5 @@ def test_each_worker_caps_blas_threads_to_its_share_of_the_cores(tmp_path: Path)
     )
     assert done.returncode == 0, done.stderr
     before, after = (int(n) for n in done.stdout.split())
-    cores = len(os.sched_getaffinity(0))
-    assert before == cores  # the pool as numpy sized it: one thread per core
-    assert after == max(1, cores // 2)
+    assert before == len(os.sched_getaffinity(0))  # as numpy sized it: a thread per core
+    assert after == max(1, usable_cores() // 2)  # a container's CPU limit counts
