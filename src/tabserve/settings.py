@@ -67,11 +67,12 @@ def cgroup_cpu_limit(root: Path = CGROUP_ROOT, proc_cgroup: Path = PROC_CGROUP) 
 
 def usable_cores() -> int:
     """The CPUs this process may use: its affinity, capped by a cgroup CPU limit (rounded up)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    limit = cgroup_cpu_limit()
-    if limit is not None:
-        return max(1, min(cores or 1, math.ceil(limit)))
-    return max(1, cores or 1)
+    if hasattr(os, "sched_getaffinity"):
+        cores = len(os.sched_getaffinity(0))
+    else:
+        cores = os.cpu_count() or 1
+    limit = cgroup_cpu_limit()  # > 0 when set, so its ceiling is at least 1
+    return cores if limit is None else min(cores, math.ceil(limit))
 
 
 class Settings(BaseSettings):

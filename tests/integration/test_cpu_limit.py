@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.support.root import as_root
 
 from tabserve.settings import CGROUP_ROOT, cgroup_cpu_limit, usable_cores
 
@@ -24,12 +25,10 @@ SCRIPT = (
 )
 
 
-def _sudo() -> list[str]:
-    return [] if os.geteuid() == 0 else ["sudo", "-n"]
-
-
-def _as_root(command: str, *args: str) -> None:
-    subprocess.run([*_sudo(), "sh", "-c", command, "sh", *args], check=True, timeout=30)
+def _root_shell(command: str, *args: str) -> None:
+    subprocess.run(
+        [*as_root(prompt=False), "sh", "-c", command, "sh", *args], check=True, timeout=30
+    )
 
 
 @pytest.fixture
@@ -39,23 +38,23 @@ def limited_group() -> Iterator[tuple[Path, str]]:
     if (CGROUP_ROOT / "cgroup.controllers").exists():
         group, version = CGROUP_ROOT / name, "v2"
         if "cpu" not in (CGROUP_ROOT / "cgroup.subtree_control").read_text().split():
-            _as_root('echo +cpu > "$1"', str(CGROUP_ROOT / "cgroup.subtree_control"))
+            _root_shell('echo +cpu > "$1"', str(CGROUP_ROOT / "cgroup.subtree_control"))
     else:
         group, version = CGROUP_ROOT / "cpu" / name, "v1"
-    _as_root('mkdir "$1"', str(group))
+    _root_shell('mkdir "$1"', str(group))
     try:
         yield group, version
     finally:
-        _as_root('rmdir "$1"', str(group))
+        _root_shell('rmdir "$1"', str(group))
 
 
 def _set_quota(group: Path, version: str, cpus: float) -> None:
     quota = str(int(cpus * 100_000))
     if version == "v2":
-        _as_root('echo "$2 100000" > "$1/cpu.max"', str(group), quota)
+        _root_shell('echo "$2 100000" > "$1/cpu.max"', str(group), quota)
     else:
-        _as_root('echo 100000 > "$1/cpu.cfs_period_us"', str(group))
-        _as_root('echo "$2" > "$1/cpu.cfs_quota_us"', str(group), quota)
+        _root_shell('echo 100000 > "$1/cpu.cfs_period_us"', str(group))
+        _root_shell('echo "$2" > "$1/cpu.cfs_quota_us"', str(group), quota)
 
 
 def _inside(group: Path | None) -> list[str]:
@@ -66,7 +65,7 @@ def _inside(group: Path | None) -> list[str]:
     else:
         # The shell joins the group, then becomes Python (the same process).
         argv = [
-            *_sudo(),
+            *as_root(prompt=False),
             "env",
             *(f"{k}={v}" for k, v in env.items() if k in ("PATH", "PYTHONPATH", "HOME")),
             "sh",

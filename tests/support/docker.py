@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from tests.support.root import as_root
+
 CACHE_DIR = Path(os.environ.get("TABSERVE_DOCKER_CACHE", "/var/tmp/tabserve-docker"))
 DEBIAN_CLIENT = "/usr/bin/docker"  # Debian's client has buildx; a newer one on PATH may not
 BASE_IMAGE = "python:3.11-slim"
@@ -106,12 +108,8 @@ def _refusal() -> str | None:
     return None
 
 
-def _sudo() -> list[str]:
-    return [] if os.geteuid() == 0 else ["sudo"]
-
-
 def _apt_install(*packages: str) -> None:
-    sudo = _sudo()
+    sudo = as_root()
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     subprocess.run([*sudo, "apt-get", "update", "-qq"], check=True, capture_output=True, env=env)
     subprocess.run(
@@ -138,7 +136,7 @@ def ensure_debian_packages() -> None:
         if shutil.which("service") is not None:
             for service in ("docker", "docker-registry"):
                 subprocess.run(
-                    [*_sudo(), "service", service, "stop"], capture_output=True, check=False
+                    [*as_root(), "service", service, "stop"], capture_output=True, check=False
                 )
 
 
