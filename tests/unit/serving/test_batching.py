@@ -102,22 +102,55 @@ def test_a_failing_predict_fails_only_its_batch() -> None:
     batcher.close()
 
 
+def test_an_idle_inline_request_is_answered_inside_submit_without_a_loop_pass() -> None:
+    runtime = Recorder()
+    batcher = Batcher(runtime, inline=True, max_rows=4)
+
+    async def main() -> None:
+        submit = batcher.submit(rows(7))
+        with pytest.raises(StopIteration) as done:
+            submit.send(None)  # the coroutine finishes on its first step: it never suspends
+        assert done.value.value.labels.tolist() == [7]
+
+    asyncio.run(main())
+    assert runtime.calls == [1]
+    assert runtime.threads == {threading.main_thread().name}
+    batcher.close()
+
+
 def test_an_inline_runtime_predicts_on_the_loop_one_call_per_loop_pass() -> None:
     runtime = Recorder()
     batcher = Batcher(runtime, inline=True, max_rows=4)
 
-    async def main() -> tuple[Prediction, list[Prediction]]:
-        alone = await batcher.submit(rows(7))
-        together = await asyncio.gather(*(batcher.submit(rows(i, i + 0.5)) for i in range(5)))
-        return alone, together
+    async def burst(start: int) -> list[Prediction]:
+        return await asyncio.gather(
+            *(batcher.submit(rows(i, i + 0.5)) for i in range(start, start + 5))
+        )
 
-    alone, together = asyncio.run(main())
-    assert alone.labels.tolist() == [7]
-    for i, prediction in enumerate(together):
-        assert prediction.labels.tolist() == [i, i + 0.5]
-        assert prediction.proba is not None and prediction.proba[:, 1].tolist() == [-i, -i - 0.5]
-    # The idle request alone; the five arriving in one pass: cut at 4 rows, never split.
-    assert runtime.calls == [1, 4, 4, 2]
+    async def main() -> tuple[list[Prediction], list[Prediction], Prediction, Prediction]:
+        first = await burst(0)
+        second = await burst(10)
+        last_in_queue = await batcher.submit(rows(20))
+        idle = await batcher.submit(rows(30))
+        return first, second, last_in_queue, idle
+
+    first, second, last_in_queue, idle = asyncio.run(main())
+    for start, predictions in ((0, first), (10, second)):
+        for i, prediction in enumerate(predictions, start):
+            assert prediction.labels.tolist() == [i, i + 0.5]
+            assert prediction.proba is not None
+            assert prediction.proba[:, 1].tolist() == [-i, -i - 0.5]
+    assert last_in_queue.labels.tolist() == [20] and idle.labels.tolist() == [30]
+    assert runtime.calls == [
+        2,  # the first request of a burst to an idle model: at once (it cannot know of the rest)
+        4,  # the other four, arriving in the same pass: one call per 4 rows, never split
+        4,
+        4,  # the next burst, the model now known busy: all five coalesced
+        4,
+        2,
+        1,  # a request alone in its flush: the model is idle again...
+        1,  # ...so the next one goes at once
+    ]
     assert runtime.threads == {threading.main_thread().name}
     batcher.close()
 
@@ -142,18 +175,20 @@ def test_an_inline_batch_failure_fails_its_requests_only() -> None:
     def flaky(batch: np.ndarray) -> Prediction:
         nonlocal calls
         calls += 1
-        if calls == 1:
+        if calls == 2:
             raise RuntimeError("boom")
         return Prediction(batch[:, 0], None)
 
     batcher = Batcher(flaky, inline=True, max_rows=64)
 
     async def main() -> None:
+        # The first goes at once; the other two share the second call, which fails.
         first = await asyncio.gather(
-            batcher.submit(rows(1)), batcher.submit(rows(2)), return_exceptions=True
+            *(batcher.submit(rows(i)) for i in (1, 2, 3)), return_exceptions=True
         )
-        assert all(isinstance(r, RuntimeError) for r in first)
-        assert (await batcher.submit(rows(3))).labels.tolist() == [3]
+        assert isinstance(first[0], Prediction) and first[0].labels.tolist() == [1]
+        assert all(isinstance(r, RuntimeError) for r in first[1:])
+        assert (await batcher.submit(rows(4))).labels.tolist() == [4]
 
     asyncio.run(main())
     batcher.close()
@@ -169,8 +204,8 @@ def test_inline_batches_report_their_size_and_queue_wait() -> None:
         await asyncio.gather(*(batcher.submit(rows(i, i)) for i in range(3)))
 
     asyncio.run(main())
-    assert [n for n, _ in seen] == [6]
-    assert 0 <= seen[0][1] < 1.0
+    assert [n for n, _ in seen] == [2, 4]  # the first at once, with no wait; then the rest
+    assert seen[0][1] == 0.0 and 0 <= seen[1][1] < 1.0
     batcher.close()
 
 
