@@ -38,6 +38,7 @@ from bench.report import (  # noqa: E402
     CEILING_GRPC,
     LECTURE,
     NO_LOG,
+    ONE_WORKER,
     SYNC_LOG,
     TABSERVE,
     TABSERVE_GRPC,
@@ -228,12 +229,13 @@ def bench_tabserve(
     except Exception as error:
         results.notes.append(f"in-process runtime: {type(error).__name__}: {error}")
     variants = (
-        (SYNC_LOG, "tabserve-sync", {"TABSERVE_PREDICTION_LOG_SYNC": "true"}),
-        (NO_LOG, "tabserve-nolog", {"TABSERVE_PREDICTION_LOG": "false"}),
+        (SYNC_LOG, "tabserve-sync", {"TABSERVE_PREDICTION_LOG_SYNC": "true"}, (64,)),
+        (NO_LOG, "tabserve-nolog", {"TABSERVE_PREDICTION_LOG": "false"}, (64,)),
+        (ONE_WORKER, "tabserve-1worker", {"TABSERVE_WORKERS": "1"}, (16, 64)),
     )
-    for name, label, env in variants:
+    for name, label, env, concurrency in variants:
         with stacks.tabserve_server(tabserve, home, logs, env=env, label=label) as server:
-            drive(results, name, server, duration, (64,))
+            drive(results, name, server, duration, concurrency)
 
 
 def main(argv: list[str] | None = None) -> int:

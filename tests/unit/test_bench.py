@@ -16,6 +16,7 @@ from bench.report import (
     CEILING,
     CEILING_GRPC,
     LECTURE,
+    ONE_WORKER,
     SYNC_LOG,
     TABSERVE,
     TABSERVE_GRPC,
@@ -105,6 +106,7 @@ def test_table_has_ratios_and_the_bar() -> None:
             point(TABSERVE, 1, 5000, 0.2, 0.5, 80),
             point(TABSERVE, 64, 26000, 2.4, 4.0, 80, held=[37, 27]),
             point(SYNC_LOG, 64, 13000, 4.8, 9.0, 80),
+            point(ONE_WORKER, 64, 25000, 2.5, 3.6, 80),
             point(CEILING_GRPC, 64, 4000, 15, 30, 40),
             point(TABSERVE_GRPC, 64, 3000, 20, 60, 80),
         ],
@@ -119,6 +121,11 @@ def test_table_has_ratios_and_the_bar() -> None:
         in text
     )
     assert "| lecture | 64 | 1,300 | 50.00 | 60.00 | 0 | 188 | 250 | 125, 125 | - |  |  |" in text
+    # A tabserve variant is compared with the lecture stack and the HTTP ceiling, as tabserve.
+    assert (
+        "| tabserve, 1 worker | 64 | 25,000 | 2.50 | 3.60 | 0 | 120 | 160 | 80, 80 | - | 19.2x | 50% |"
+        in text
+    )
     # gRPC is compared with the gRPC ceiling, not the HTTP one, and never with the lecture.
     assert (
         "| tabserve gRPC | 64 | 3,000 | 20.00 | 60.00 | 0 | 120 | 160 | 80, 80 | - |  | 75% |"
