@@ -389,10 +389,10 @@ def _child(metric: Any, *labels: str) -> Any:
 # mmap) and a request made ~10 of them. Each answered request schedules a fold with
 # `call_soon`, once per event-loop pass, so it runs before the loop next waits for I/O: a
 # scrape of any worker, sent after a response arrived, sees that response counted. Under load
-# one fold covers every request a pass answered; an idle server's lone request (which spans
-# three passes: read, predict, answer) is folded once, not once per pass. Counts made outside
-# a request (shadow traffic, the registry poller) are folded within FOLD_LATEST_S. Without a
-# running loop (scripts, other threads) each count is written at once.
+# one fold covers every request a pass answered; an idle server's lone request, which may span
+# several passes (read, a threaded predict, answer), is folded once, not once per pass. Counts
+# made outside a request (shadow traffic, the registry poller) are folded within FOLD_LATEST_S.
+# Without a running loop (scripts, other threads) each count is written at once.
 
 FOLD_LATEST_S = 0.05
 
