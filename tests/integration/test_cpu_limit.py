@@ -16,10 +16,11 @@ from pathlib import Path
 import pytest
 from tests.support.root import as_root
 
-from tabserve.settings import CGROUP_ROOT, cgroup_cpu_limit, usable_cores
+from tabserve.cpus import CGROUP_ROOT, cgroup_cpu_limit, usable_cores
 
 SCRIPT = (
-    "from tabserve.settings import Settings, cgroup_cpu_limit, usable_cores\n"
+    "from tabserve.cpus import cgroup_cpu_limit, usable_cores\n"
+    "from tabserve.settings import Settings\n"
     "print(cgroup_cpu_limit(), usable_cores(), Settings().workers,"
     " Settings(workers=1).intra_op_threads())\n"
 )

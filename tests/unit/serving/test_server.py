@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from tests.support.net import free_port
 
+from tabserve.cpus import usable_cores
 from tabserve.errors import UsageError
 from tabserve.serving import server
-from tabserve.settings import usable_cores
 
 
 def test_a_taken_port_fails_before_forking_and_says_what_to_do() -> None:
